@@ -1,0 +1,67 @@
+"""gtpred: ordered, verified evaluation of Keras image classifiers.
+
+Cheap to import: TensorFlow, Keras and scikit-learn are imported where they are used.
+
+    >>> from gtpred_core import evaluate_folder
+    >>> run = evaluate_folder("model.keras", "val/", class_order="natural")
+    >>> run.metrics.accuracy, run.warnings
+"""
+
+from .class_order import ClassOrder, natural_order, keras_order, read_class_order_file, resolve_class_order
+from .diagnostics import RunWarning
+from .errors import (
+    ClassOrderError,
+    FolderError,
+    GtpredError,
+    InvariantError,
+    ModelError,
+    OutputWidthError,
+    PreprocessError,
+)
+from .evaluation import check_model_fits, evaluate_folder, outputs_to_probabilities
+from .export import predictions_csv, summary_json, write_outputs
+from .folder import ImageFolder, index_image_folder
+from .inference import MAX_IMAGE_PIXELS, SkippedFile, Throughput, predict_files
+from .metrics import Metrics, compute_metrics
+from .model import LoadedModel, load_model
+from .preprocessing import PREPROCESS_MODES
+from .run import Run, RunInfo, assemble_run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClassOrder",
+    "ClassOrderError",
+    "FolderError",
+    "GtpredError",
+    "ImageFolder",
+    "InvariantError",
+    "LoadedModel",
+    "MAX_IMAGE_PIXELS",
+    "Metrics",
+    "ModelError",
+    "OutputWidthError",
+    "PREPROCESS_MODES",
+    "PreprocessError",
+    "Run",
+    "RunInfo",
+    "RunWarning",
+    "SkippedFile",
+    "Throughput",
+    "assemble_run",
+    "check_model_fits",
+    "compute_metrics",
+    "evaluate_folder",
+    "index_image_folder",
+    "keras_order",
+    "load_model",
+    "natural_order",
+    "outputs_to_probabilities",
+    "predict_files",
+    "predictions_csv",
+    "read_class_order_file",
+    "resolve_class_order",
+    "summary_json",
+    "write_outputs",
+    "__version__",
+]

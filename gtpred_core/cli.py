@@ -1,0 +1,151 @@
+"""``python -m gtpred_core``: the command line face of the core. Its names are a contract.
+
+    evaluate --model M --images D --out O [--class-order keras|natural|FILE]
+             [--preprocess none|rescale|tf|torch|caffe] [--batch-size N] [--image-size HxW]
+    demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
+
+Exit codes: 0 run completed (skipped files included), 2 a problem the user can fix (one line
+on stderr naming it and the fix), 1 an unexpected error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from .errors import GtpredError
+from .preprocessing import PREPROCESS_MODES
+
+log = logging.getLogger("gtpred")
+
+
+class TerminalProgress:
+    """A one-line progress bar with images/s and time left, drawn only on a terminal."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        from .inference import Throughput
+
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.clock = Throughput()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        eta = self.clock.eta_seconds(done, total)
+        left = f"{eta:5.0f}s left" if eta is not None else ""
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+            f"{self.clock.rate(done):6.0f} img/s {left}"
+        )
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 224x224, got {text!r}") from err
+    return height, width
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--class-order",
+        default="keras",
+        help="keras (folder sort, default), natural (Class_2 before Class_10), or a file: "
+        "labels.txt with one class per line, or class_indices JSON {name: index}",
+    )
+    parser.add_argument("--preprocess", default="none", choices=list(PREPROCESS_MODES))
+    parser.add_argument("--batch-size", type=_positive_int, default=32)
+    parser.add_argument("--image-size", type=_image_size, default=None, help="HEIGHTxWIDTH, for models that take any size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gtpred_core", description="Ordered, verified evaluation of Keras image classifiers.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    evaluate = commands.add_parser("evaluate", help="evaluate a model on an image folder")
+    evaluate.add_argument("--model", required=True, help=".keras, .h5, or a TF SavedModel folder")
+    evaluate.add_argument("--images", required=True, help="folder with one sub-folder per class")
+    evaluate.add_argument("--out", required=True, help="folder for predictions.csv and summary.json")
+    _add_run_options(evaluate)
+    demo = commands.add_parser("demo", help="evaluate the built-in digits demo (shows the class-order trap)")
+    demo.add_argument("--out", default="gtpred-demo-out")
+    _add_run_options(demo)
+    return parser
+
+
+def _print_summary(run, out: Path, stream: TextIO) -> None:
+    m = run.metrics
+    accuracy = f"{m.accuracy:.2%}" if m.accuracy is not None else "n/a"
+    line = f"{run.n_images} images evaluated, accuracy {accuracy}"
+    if m.top5_accuracy is not None:
+        line += f", top-5 {m.top5_accuracy:.2%}"
+    if run.skipped:
+        line += f", {len(run.skipped)} skipped"
+    print(line, file=stream)
+    for warning in run.warnings:
+        print(f"warning [{warning.code}]: {warning.message}", file=stream)
+    if run.suggested_class_order:
+        print(f"suggested class order: {', '.join(run.suggested_class_order)}", file=stream)
+    print(f"wrote {out / 'predictions.csv'} and {out / 'summary.json'}", file=stream)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_folder
+    from .export import write_outputs
+
+    if args.command == "demo":
+        from .demo import DEMO_MODEL, demo_folder
+
+        model, images = DEMO_MODEL, demo_folder()
+    else:
+        model, images = Path(args.model), Path(args.images)
+    run = evaluate_folder(
+        model,
+        images,
+        class_order=args.class_order,
+        preprocess=args.preprocess,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        progress=TerminalProgress(),
+    )
+    out = Path(args.out)
+    write_outputs(run, out)
+    _print_summary(run, out, sys.stdout)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run_command(args)
+    except GtpredError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: one line for the user, the traceback only on request
+        if args.debug:
+            raise
+        print(f"unexpected error ({type(err).__name__}: {err}); rerun with --debug for details", file=sys.stderr)
+        return 1

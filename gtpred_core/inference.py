@@ -1,0 +1,230 @@
+"""Ordered inference: every file predicted exactly once, in list order, index carried along.
+
+The pipeline is ``tf.data``: read + check header size + decode + resize in parallel
+(deterministic order), batch, prefetch, then a compiled forward pass. Each element carries its
+file index; we verify that indices arrive strictly increasing and each at most once, rather than
+trusting the pipeline. Files that fail to decode are dropped by ``ignore_errors`` and then
+re-read one by one to find the reason to report.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import InvariantError, ModelError
+from .model import LoadedModel
+from .preprocessing import apply_preprocess, check_preprocess
+
+#: Pillow's decompression-bomb limit: larger images are skipped, never decoded.
+MAX_IMAGE_PIXELS = 89_478_485
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RawPredictions:
+    """Model outputs for the files that were evaluated, in file order.
+
+    ``indices`` index into the list of files given; ``outputs`` are the raw model outputs (not yet
+    softmaxed), one row per index. ``skipped`` holds positions with their reason. ``completed``
+    is False when the run was cancelled; then files after ``n_seen`` were not attempted.
+    """
+
+    indices: np.ndarray
+    outputs: np.ndarray
+    skipped: tuple[tuple[int, str], ...]
+    n_seen: int
+    completed: bool
+
+
+def _header_pixels(data):  # graph code: kept free of Python branching on tensors
+    """Pixel count declared by a PNG/GIF/BMP/JPEG header, without decoding; 0 if unknown."""
+    import tensorflow as tf
+
+    def u8(offset: int, length: int):
+        return tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, length), tf.uint8), tf.int64)
+
+    def be32(offset: int):
+        b = u8(offset, 4)
+        return b[0] * 16777216 + b[1] * 65536 + b[2] * 256 + b[3]
+
+    def le(offset: int, length: int):
+        b = u8(offset, length)
+        return tf.reduce_sum(b * tf.constant([256**i for i in range(length)], tf.int64))
+
+    def le32_abs(offset: int):
+        value = le(offset, 4)
+        return tf.where(value >= 2**31, 2**32 - value, value)
+
+    magic = tf.strings.substr(data, 0, 4)
+    zero = tf.constant(0, tf.int64)
+    return tf.case(
+        [
+            (tf.equal(magic, b"\x89PNG"), lambda: be32(16) * be32(20)),
+            (tf.equal(tf.strings.substr(magic, 0, 3), b"GIF"), lambda: le(6, 2) * le(8, 2)),
+            (tf.equal(tf.strings.substr(magic, 0, 2), b"BM"), lambda: le32_abs(18) * le32_abs(22)),
+            (
+                tf.equal(tf.strings.substr(magic, 0, 2), b"\xff\xd8"),
+                lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)),
+            ),
+        ],
+        default=lambda: zero,
+    )
+
+
+def decode_image(data, size: tuple[int, int], channels: int):
+    """Decode and resize exactly as ``keras.utils.image_dataset_from_directory`` does."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    image = tf.image.resize(image, size, method="bilinear")
+    image.set_shape((size[0], size[1], channels))
+    return image
+
+
+def build_dataset(paths: Sequence[str], size: tuple[int, int], channels: int, batch_size: int):
+    """(index, image, declared_pixels) batches in path order; undecodable files dropped."""
+    import tensorflow as tf
+
+    def load(index, path):
+        data = tf.io.read_file(path)
+        pixels = _header_pixels(data)
+        image = tf.cond(
+            pixels > MAX_IMAGE_PIXELS,
+            lambda: tf.zeros((size[0], size[1], channels), tf.float32),
+            lambda: decode_image(data, size, channels),
+        )
+        return index, image, pixels
+
+    dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), list(paths)))
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.ignore_errors()
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_forward(model: LoadedModel, size: tuple[int, int], preprocess: str):
+    """A compiled forward pass with a fixed signature (no retrace on the last partial batch)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, size[0], size[1], model.channels), tf.float32)
+
+    @tf.function(input_signature=[spec], reduce_retracing=True)
+    def forward(images):
+        return model.call(apply_preprocess(images, preprocess))
+
+    return forward
+
+
+def describe_failure(path: str, channels: int) -> str:
+    """Why one file could not be evaluated, in words a user can act on."""
+    import tensorflow as tf
+
+    try:
+        size = os.path.getsize(path)
+    except OSError as err:
+        return f"cannot be read: {err.strerror}"
+    if size == 0:
+        return "empty file (0 bytes)"
+    try:
+        decode_image(tf.io.read_file(path), (1, 1), channels)
+    except tf.errors.OpError as err:
+        message = (err.message or str(err)).strip().splitlines()[0]
+        return f"cannot be decoded as an image: {message}"
+    except Exception as err:  # noqa: BLE001 - any decoder failure is a reason, not a crash
+        return f"cannot be decoded as an image: {err}"
+    return "cannot be decoded as an image (the decoder failed inside the pipeline)"
+
+
+def predict_files(
+    model: LoadedModel,
+    paths: Sequence[str],
+    *,
+    image_size: tuple[int, int] | None = None,
+    preprocess: str = "none",
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> RawPredictions:
+    """Predict ``paths`` in order, once each. Cancelling keeps what was done so far."""
+    size = image_size or model.input_size
+    if size[0] is None or size[1] is None:
+        raise ModelError(
+            f"{model.name} accepts images of any size, so gtpred cannot tell which to resize to.",
+            "Give the size the model was trained at (--image-size HEIGHTxWIDTH).",
+            model.path,
+        )
+    size = (int(size[0]), int(size[1]))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_preprocess(preprocess, model.channels)
+    total = len(paths)
+    outputs = np.zeros((total, model.output_width), dtype=np.float32)
+    evaluated = np.zeros(total, dtype=bool)
+    too_big: list[tuple[int, int]] = []
+    last_index = -1
+    completed = True
+    if total:
+        forward = make_forward(model, size, preprocess)
+        dataset = build_dataset(paths, size, model.channels, batch_size)
+        for batch_indices, images, pixels in dataset:
+            if cancel is not None and cancel.is_set():
+                completed = False
+                break
+            indices = batch_indices.numpy()
+            if indices.size and (indices[0] <= last_index or np.any(np.diff(indices) <= 0)):
+                raise InvariantError("Images arrived out of order or twice; results would be mis-paired.")
+            batch_out = np.asarray(forward(images))
+            if batch_out.shape != (len(indices), model.output_width):
+                raise InvariantError(
+                    f"The model returned {batch_out.shape[0]} predictions for a batch of "
+                    f"{len(indices)} images."
+                )
+            pixels = pixels.numpy()
+            ok = pixels <= MAX_IMAGE_PIXELS
+            too_big.extend((int(i), int(p)) for i, p in zip(indices[~ok], pixels[~ok]))
+            outputs[indices[ok]] = batch_out[ok]
+            evaluated[indices[ok]] = True
+            last_index = int(indices[-1])
+            if progress is not None:
+                progress(last_index + 1, total)
+        else:
+            last_index = total - 1
+            if progress is not None:
+                progress(total, total)
+    n_seen = last_index + 1
+    reasons = {i: f"image is {p:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel safety limit" for i, p in too_big}
+    skipped = tuple(
+        (int(i), reasons.get(int(i)) or describe_failure(paths[i], model.channels))
+        for i in np.flatnonzero(~evaluated[:n_seen])
+    )
+    indices = np.flatnonzero(evaluated)
+    if len(indices) + len(skipped) != n_seen:
+        raise InvariantError(f"{len(indices)} evaluated + {len(skipped)} skipped != {n_seen} seen.")
+    return RawPredictions(indices, outputs[indices], skipped, n_seen, completed)
+
+
+class Throughput:
+    """Images/s and time left for a progress callback (the app and the CLI share it)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def rate(self, done: int) -> float:
+        elapsed = time.perf_counter() - self.start
+        return done / elapsed if elapsed > 0 else 0.0
+
+    def eta_seconds(self, done: int, total: int) -> float | None:
+        rate = self.rate(done)
+        return (total - done) / rate if rate > 0 else None

@@ -1,0 +1,244 @@
+"""The evaluated run: one frozen object that the CLI, the app and the store all speak.
+
+Relabelling a run under another class order is a pure function of it: the predicted output
+indices stay, the names attached to them move, and metrics and checks are recomputed. No
+inference runs again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from .diagnostics import RunWarning, check_class_order, check_prediction_collapse
+from .errors import ClassOrderError
+from .inference import SkippedFile
+from .metrics import Metrics, compute_metrics
+
+#: Warning codes that depend on how outputs are named, recomputed by ``Run.relabel``.
+PREDICTION_WARNING_CODES = frozenset({"class-order-mismatch", "prediction-collapse"})
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What was evaluated and how: enough to repeat the run or to tell two runs apart."""
+
+    model: str = ""
+    images: str = ""
+    class_order_source: str = "keras"
+    preprocess: str = "none"
+    batch_size: int = 32
+    head: str = "softmax"  # softmax | logits | sigmoid | sigmoid-logit
+    input_size: tuple[int, int] = (0, 0)
+    channels: int = 3
+    rescales_itself: bool | None = None
+    folder_classes: tuple[str, ...] = ()
+    class_counts: tuple[int, ...] = ()
+    status: str = "complete"  # complete | cancelled
+    n_files: int = 0
+    seconds: float = 0.0
+    created_at: str = ""
+    gtpred_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_size"] = list(self.input_size)
+        data["folder_classes"] = list(self.folder_classes)
+        data["class_counts"] = list(self.class_counts)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunInfo":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("input_size", "folder_classes", "class_counts"):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """Predictions paired with files and true labels, plus metrics and warnings.
+
+    ``class_names[k]`` is the class that output ``k`` stands for (the order in use);
+    ``paths[i]`` (relative to ``info.images``, ``/``-separated), ``y_true[i]``, ``y_pred[i]``
+    and ``probabilities[i]`` all describe the same file. ``skipped`` files were attempted but
+    could not be evaluated; ``ignored`` files are not images.
+    """
+
+    class_names: tuple[str, ...]
+    paths: tuple[str, ...]
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    probabilities: np.ndarray
+    metrics: Metrics
+    warnings: tuple[RunWarning, ...] = ()
+    suggested_class_order: tuple[str, ...] | None = None
+    skipped: tuple[SkippedFile, ...] = ()
+    ignored: tuple[str, ...] = ()
+    info: RunInfo = field(default_factory=RunInfo)
+
+    # ----- per-file views, all aligned with ``paths``
+    @property
+    def n_images(self) -> int:
+        return len(self.paths)
+
+    @property
+    def true_labels(self) -> list[str]:
+        return [self.class_names[i] for i in self.y_true]
+
+    @property
+    def pred_labels(self) -> list[str]:
+        return [self.class_names[i] for i in self.y_pred]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities[np.arange(len(self.y_pred)), self.y_pred]
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.y_true == self.y_pred
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.metrics.accuracy
+
+    def warning_codes(self) -> list[str]:
+        return [w.code for w in self.warnings]
+
+    def top_k(self, index: int, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes for file ``index``, most probable first."""
+        row = self.probabilities[index]
+        best = np.argsort(-row, kind="stable")[:k]
+        return [(self.class_names[j], float(row[j])) for j in best]
+
+    # ----- relabelling
+    def relabel(self, order: Sequence[str], source: str = "suggested") -> "Run":
+        """This run with output ``k`` read as ``order[k]``: new metrics, same predictions."""
+        order = tuple(order)
+        if sorted(order) != sorted(self.class_names):
+            missing = sorted(set(self.class_names) - set(order))
+            extra = sorted(set(order) - set(self.class_names))
+            raise ClassOrderError(
+                "The new class order must name the same classes as the run "
+                f"(missing: {', '.join(missing) or 'none'}; unknown: {', '.join(extra) or 'none'}).",
+                "Pass a permutation of the run's class names.",
+                missing_in_folder=tuple(extra),
+                missing_in_order=tuple(missing),
+            )
+        position = {name: i for i, name in enumerate(order)}
+        y_true = np.array([position[self.class_names[i]] for i in self.y_true], dtype=np.int64)
+        context = tuple(w for w in self.warnings if w.code not in PREDICTION_WARNING_CODES)
+        return assemble_run(
+            class_names=order,
+            paths=self.paths,
+            y_true=y_true,
+            y_pred=self.y_pred,
+            probabilities=self.probabilities,
+            context_warnings=context,
+            skipped=self.skipped,
+            ignored=self.ignored,
+            info=replace(self.info, class_order_source=source),
+        )
+
+    # ----- serialisation
+    def summary(self) -> dict[str, Any]:
+        """The ``summary.json`` document: numbers and findings, no per-file rows."""
+        metrics = self.metrics.to_dict()
+        return {
+            "n_images": self.n_images,
+            "accuracy": metrics["accuracy"],
+            "top5_accuracy": metrics["top5_accuracy"],
+            "class_names": list(self.class_names),
+            "per_class": metrics["per_class"],
+            "macro_avg": metrics["macro"],
+            "weighted_avg": metrics["weighted"],
+            "confusion_matrix": metrics["confusion_matrix"],
+            "warnings": [asdict(w) for w in self.warnings],
+            "suggested_class_order": list(self.suggested_class_order)
+            if self.suggested_class_order
+            else None,
+            "skipped": [asdict(s) for s in self.skipped],
+            "ignored": list(self.ignored),
+            "run": self.info.to_dict(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready; ``Run.from_dict`` restores it bit for bit."""
+        data = self.summary()
+        data.update(
+            paths=list(self.paths),
+            y_true=self.y_true.tolist(),
+            y_pred=self.y_pred.tolist(),
+            probabilities=self.probabilities.tolist(),
+            metrics=self.metrics.to_dict(),
+        )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Run":
+        n_classes = len(data["class_names"])
+        return cls(
+            class_names=tuple(data["class_names"]),
+            paths=tuple(data["paths"]),
+            y_true=np.asarray(data["y_true"], dtype=np.int64),
+            y_pred=np.asarray(data["y_pred"], dtype=np.int64),
+            probabilities=np.asarray(data["probabilities"], dtype=np.float32).reshape(-1, n_classes),
+            metrics=Metrics.from_dict(data["metrics"]),
+            warnings=tuple(RunWarning(**w) for w in data["warnings"]),
+            suggested_class_order=tuple(data["suggested_class_order"])
+            if data.get("suggested_class_order")
+            else None,
+            skipped=tuple(SkippedFile(**s) for s in data["skipped"]),
+            ignored=tuple(data["ignored"]),
+            info=RunInfo.from_dict(data.get("run", {})),
+        )
+
+
+def assemble_run(
+    *,
+    class_names: Sequence[str],
+    paths: Sequence[str],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    probabilities: np.ndarray,
+    context_warnings: Sequence[RunWarning] = (),
+    skipped: Sequence[SkippedFile] = (),
+    ignored: Sequence[str] = (),
+    info: RunInfo | None = None,
+) -> Run:
+    """Build a Run from paired predictions: computes metrics and the prediction checks."""
+    info = info or RunInfo()
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if not (len(paths) == len(y_true) == len(y_pred) == len(probabilities)):
+        raise ValueError(
+            f"paths ({len(paths)}), y_true ({len(y_true)}), y_pred ({len(y_pred)}) and "
+            f"probabilities ({len(probabilities)}) must have one entry per file"
+        )
+    metrics = compute_metrics(y_true, y_pred, probabilities, class_names)
+    confusion = np.asarray(metrics.confusion_matrix)
+    mismatch, suggestion = check_class_order(confusion, class_names, metrics.accuracy)
+    collapse = check_prediction_collapse(
+        y_true,
+        y_pred,
+        class_names,
+        preprocess=info.preprocess,
+        rescales_itself=info.rescales_itself,
+    )
+    return Run(
+        class_names=tuple(class_names),
+        paths=tuple(paths),
+        y_true=y_true,
+        y_pred=y_pred,
+        probabilities=probabilities,
+        metrics=metrics,
+        warnings=tuple(mismatch + collapse) + tuple(context_warnings),
+        suggested_class_order=suggestion,
+        skipped=tuple(skipped),
+        ignored=tuple(ignored),
+        info=info,
+    )

@@ -1,0 +1,40 @@
+"""Server and cache settings, read once from the environment with safe defaults.
+
+| variable              | meaning                                                  | default              |
+|-----------------------|----------------------------------------------------------|----------------------|
+| GTPRED_DATA_ROOT      | the only folder server paths may point into              | ./data               |
+| GTPRED_CACHE_DIR      | demo images, extracted uploads                           | ~/.cache/gtpred      |
+| GTPRED_MAX_UPLOAD_MB  | largest uncompressed upload (zip contents included)      | 2048                 |
+| GTPRED_MAX_ZIP_FILES  | most entries an uploaded zip may hold                    | 200000               |
+| GTPRED_MAX_ZIP_RATIO  | largest compression ratio of a zip entry                 | 200                  |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_root: Path
+    cache_dir: Path
+    max_upload_mb: int
+    max_zip_files: int
+    max_zip_ratio: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        return cls(
+            data_root=Path(env.get("GTPRED_DATA_ROOT", "data")).expanduser().resolve(),
+            cache_dir=Path(env.get("GTPRED_CACHE_DIR", "~/.cache/gtpred")).expanduser(),
+            max_upload_mb=int(env.get("GTPRED_MAX_UPLOAD_MB", "2048")),
+            max_zip_files=int(env.get("GTPRED_MAX_ZIP_FILES", "200000")),
+            max_zip_ratio=int(env.get("GTPRED_MAX_ZIP_RATIO", "200")),
+        )
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()
