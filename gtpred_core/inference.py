@@ -200,9 +200,9 @@ def predict_files(
             if progress is not None:
                 progress(last_index + 1, total)
         else:
+            if progress is not None and last_index != total - 1:
+                progress(total, total)  # trailing files were all dropped as undecodable
             last_index = total - 1
-            if progress is not None:
-                progress(total, total)
     n_seen = last_index + 1
     reasons = {i: f"image is {p:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel safety limit" for i, p in too_big}
     skipped = tuple(
