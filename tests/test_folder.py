@@ -1,0 +1,78 @@
+"""Indexing an image folder: Keras' class order and file order, ignored and hidden files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gtpred_core import FolderError, index_image_folder
+
+
+def _img(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(path, format="PNG")
+
+
+@pytest.fixture()
+def tree(tmp_path) -> Path:
+    root = tmp_path / "data"
+    for rel in [
+        "Class_2/b.png", "Class_2/a.PNG", "Class_10/x.jpg", "Class_1/z.JpEg", "Class_1/sub/y.png",
+        "Class_1/a.gif", "Class_1/b.bmp", "Class_1/sub2/deeper/q.png", "class_3/k.png",
+    ]:
+        _img(root / rel)
+    (root / "Class_2" / "notes.txt").write_text("hi")
+    (root / "Class_2" / "img.webp").write_bytes(b"RIFF")
+    (root / "Empty").mkdir()
+    (root / ".cache").mkdir()
+    _img(root / ".cache" / "c.png")
+    _img(root / "__MACOSX" / "Class_1" / "._z.png")
+    _img(root / "Class_1" / ".ipynb_checkpoints" / "w.png")
+    (root / "labels.csv").write_text("a,b")
+    return root
+
+
+def test_classes_and_files_are_in_the_order_keras_lists_them(tree):
+    import keras
+
+    folder = index_image_folder(tree)
+    dataset = keras.utils.image_dataset_from_directory(tree, shuffle=False, batch_size=4, image_size=(4, 4), verbose=False)
+    assert folder.class_names == ("Class_1", "Class_10", "Class_2", "Empty", "class_3")
+    # Keras also walks hidden sub-folders inside a class; gtpred does not (checkpoints, .git).
+    keras_files = [Path(p).relative_to(tree).as_posix() for p in dataset.file_paths]
+    assert list(folder.files) == [f for f in keras_files if "/." not in f]
+    # Deliberate difference: Keras makes macOS zip litter (__MACOSX) a class; gtpred skips it.
+    assert [c for c in dataset.class_names if c != "__MACOSX"] == list(folder.class_names)
+
+
+def test_labels_follow_the_class_of_each_file(tree):
+    folder = index_image_folder(tree)
+    for rel, label in zip(folder.files, folder.labels):
+        assert rel.split("/")[0] == folder.class_names[label]
+    assert folder.counts == {"Class_1": 5, "Class_10": 1, "Class_2": 2, "Empty": 0, "class_3": 1}
+    assert folder.empty_classes == ("Empty",)
+
+
+def test_non_images_are_listed_as_ignored_and_hidden_folders_are_skipped(tree):
+    folder = index_image_folder(tree)
+    assert set(folder.ignored) == {"labels.csv", "Class_2/notes.txt", "Class_2/img.webp"}
+    assert not any(".cache" in f or "__MACOSX" in f or ".ipynb" in f for f in folder.files)
+
+
+def test_hidden_image_files_are_ignored_not_evaluated(tmp_path):
+    _img(tmp_path / "a" / "ok.png")
+    (tmp_path / "a" / "._ok.png").write_bytes(b"\0\5\26\7")  # macOS AppleDouble litter
+    folder = index_image_folder(tmp_path)
+    assert folder.files == ("a/ok.png",) and folder.ignored == ("a/._ok.png",)
+
+
+def test_missing_folder_file_instead_of_folder_and_no_class_folders_are_clear_errors(tmp_path):
+    with pytest.raises(FolderError, match="Image folder not found"):
+        index_image_folder(tmp_path / "nope")
+    (tmp_path / "f.png").write_bytes(b"x")
+    with pytest.raises(FolderError, match="is a file, not a folder"):
+        index_image_folder(tmp_path / "f.png")
+    with pytest.raises(FolderError, match="No class folders"):
+        index_image_folder(tmp_path)
