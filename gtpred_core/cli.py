@@ -3,6 +3,8 @@
     evaluate --model M --images D --out O [--class-order keras|natural|FILE]
              [--preprocess none|rescale|tf|torch|caffe] [--batch-size N] [--image-size HxW]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
+    evaluate ... --save [--name N] [--db F]      also keep the run in the run store
+    runs list | show ID | export ID --out O | rename ID NAME | delete ID   [--db F]
 
 Exit codes: 0 run completed (skipped files included), 2 a problem the user can fix (one line
 on stderr naming it and the fix), 1 an unexpected error, 130 interrupted.
@@ -11,6 +13,7 @@ on stderr naming it and the fix), 1 an unexpected error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -74,6 +77,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preprocess", default="none", choices=list(PREPROCESS_MODES))
     parser.add_argument("--batch-size", type=_positive_int, default=32)
     parser.add_argument("--image-size", type=_image_size, default=None, help="HEIGHTxWIDTH, for models that take any size")
+    parser.add_argument("--save", action="store_true", help="also keep the run in the run store")
+    parser.add_argument("--name", default=None, help="name of the stored run (with --save)")
+    _add_db_option(parser)
+
+
+def _add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None, help="run store file (default: $GTPRED_DB or ~/.local/share/gtpred/runs.sqlite3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--images", required=True, help="folder with one sub-folder per class")
     evaluate.add_argument("--out", required=True, help="folder for predictions.csv and summary.json")
     _add_run_options(evaluate)
+    runs = commands.add_parser("runs", help="the run store: list, show, export, rename, delete")
+    _add_db_option(runs)
+    actions = runs.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="all stored runs, newest first")
+    for action in ("show", "delete"):
+        actions.add_parser(action).add_argument("id", type=int)
+    export = actions.add_parser("export", help="write predictions.csv and summary.json of a stored run")
+    export.add_argument("id", type=int)
+    export.add_argument("--out", required=True)
+    rename = actions.add_parser("rename")
+    rename.add_argument("id", type=int)
+    rename.add_argument("name")
     demo = commands.add_parser("demo", help="evaluate the built-in digits demo (shows the class-order trap)")
     demo.add_argument("--out", default="gtpred-demo-out")
     _add_run_options(demo)
@@ -107,9 +129,38 @@ def _print_summary(run, out: Path, stream: TextIO) -> None:
     print(f"wrote {out / 'predictions.csv'} and {out / 'summary.json'}", file=stream)
 
 
+def runs_command(args: argparse.Namespace) -> int:
+    from .export import write_outputs
+    from .store import RunStore
+
+    store = RunStore(args.db)
+    if args.action == "list":
+        print(f"{'id':>5}  {'created':25}  {'status':9}  {'images':>7}  {'accuracy':>8}  name")
+        for row in store.list():
+            accuracy = f"{row.accuracy:.2%}" if row.accuracy is not None else "n/a"
+            print(f"{row.id:>5}  {row.created_at:25}  {row.status:9}  {row.n_images:>7}  {accuracy:>8}  {row.name}")
+    elif args.action == "show":
+        row = store.get(args.id)
+        summary = store.load(args.id).summary()
+        print(json.dumps({"id": row.id, "name": row.name, "status": row.status, **summary}, indent=2))
+    elif args.action == "export":
+        run = store.load(args.id)
+        predictions, summary_path = write_outputs(run, args.out)
+        print(f"wrote {predictions} and {summary_path}")
+    elif args.action == "rename":
+        store.rename(args.id, args.name)
+    elif args.action == "delete":
+        store.delete(args.id)
+        print(f"deleted run {args.id}")
+    return 0
+
+
 def run_command(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_folder
     from .export import write_outputs
+
+    if args.command == "runs":
+        return runs_command(args)
 
     if args.command == "demo":
         from .demo import DEMO_MODEL, demo_folder
@@ -129,6 +180,11 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_outputs(run, out)
     _print_summary(run, out, sys.stdout)
+    if args.save:
+        from .store import RunStore
+
+        run_id = RunStore(args.db).save(run, name=args.name)
+        print(f"stored as run {run_id}")
     return 0
 
 

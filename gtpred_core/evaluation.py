@@ -12,6 +12,7 @@ import numpy as np
 from .class_order import ClassOrder, resolve_class_order
 from .diagnostics import RunWarning
 from .errors import OutputWidthError
+from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
 from .inference import ProgressCallback, SkippedFile, predict_files
 from .model import LoadedModel, load_model
@@ -137,8 +138,12 @@ def evaluate_folder(
     y_pred = probabilities.argmax(axis=1).astype(np.int64) if len(raw.indices) else np.zeros(0, np.int64)
     skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
     size = image_size or loaded.input_size
+    paths = [folder.files[i] for i in raw.indices]
     info = RunInfo(
         model=str(loaded.path),
+        model_bytes=size_in_bytes(loaded.path),
+        model_sha256=file_sha256(loaded.path),
+        images_fingerprint=file_list_fingerprint(folder.files),
         images=str(folder.root),
         class_order_source=order.source,
         preprocess=preprocess,
@@ -157,7 +162,7 @@ def evaluate_folder(
     )
     return assemble_run(
         class_names=order.names,
-        paths=[folder.files[i] for i in raw.indices],
+        paths=paths,
         y_true=y_true,
         y_pred=y_pred,
         probabilities=probabilities,

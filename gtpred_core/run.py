@@ -26,7 +26,10 @@ class RunInfo:
     """What was evaluated and how: enough to repeat the run or to tell two runs apart."""
 
     model: str = ""
+    model_bytes: int | None = None
+    model_sha256: str | None = None
     images: str = ""
+    images_fingerprint: str | None = None
     class_order_source: str = "keras"
     preprocess: str = "none"
     batch_size: int = 32

@@ -1,0 +1,244 @@
+"""The run store: every finished run in one embedded SQLite file, reloadable bit for bit.
+
+Safety choices: WAL journaling (readers never block the writer), a busy timeout (concurrent
+writers wait instead of failing with "database is locked"), one connection per thread (sqlite3
+connections must not be shared), and each run written in one ``BEGIN IMMEDIATE`` transaction,
+so a crash or SIGKILL leaves it whole or absent. ``PRAGMA user_version`` holds the schema
+version; ``MIGRATIONS`` bring an older file up to date, and a newer file is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import GtpredError
+from .run import Run
+
+#: Schema migrations; entry k brings a database from version k to k + 1.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'failed', 'cancelled')),
+        created_at TEXT NOT NULL,
+        gtpred_version TEXT NOT NULL,
+        model TEXT NOT NULL,
+        model_bytes INTEGER,
+        model_sha256 TEXT,
+        images TEXT NOT NULL,
+        images_fingerprint TEXT,
+        class_order_source TEXT NOT NULL,
+        preprocess TEXT NOT NULL,
+        batch_size INTEGER NOT NULL,
+        n_classes INTEGER NOT NULL,
+        n_images INTEGER NOT NULL,
+        accuracy REAL,
+        top5_accuracy REAL,
+        summary TEXT NOT NULL
+    );
+    CREATE TABLE predictions (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        y_true INTEGER NOT NULL,
+        y_pred INTEGER NOT NULL,
+        probabilities BLOB NOT NULL,
+        PRIMARY KEY (run_id, idx)
+    ) WITHOUT ROWID;
+    CREATE INDEX runs_by_fingerprint ON runs(images_fingerprint);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(GtpredError):
+    """The run store cannot be opened, or a run is not in it."""
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("GTPRED_DB", "~/.local/share/gtpred/runs.sqlite3")).expanduser()
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One row of the run history: the key numbers without the predictions."""
+
+    id: int
+    name: str
+    status: str
+    created_at: str
+    model: str
+    model_sha256: str | None
+    images: str
+    images_fingerprint: str | None
+    class_order_source: str
+    preprocess: str
+    n_images: int
+    accuracy: float | None
+    top5_accuracy: float | None
+
+
+class RunStore:
+    """Runs in a SQLite file. Safe to share between threads; each gets its own connection."""
+
+    def __init__(self, path: str | Path | None = None, *, timeout_s: float = 60.0) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # ----- connections and schema
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.DatabaseError as err:
+                raise StoreError(
+                    f"The run store {self.path} cannot be opened: {err}.",
+                    "Point GTPRED_DB at a new file, or restore this one from a backup.",
+                    self.path,
+                ) from err
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front (no deadlocked upgrades)."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"The run store {self.path} was written by a newer gtpred (schema {version}, "
+                    f"this one knows {SCHEMA_VERSION}).",
+                    "Upgrade gtpred, or point GTPRED_DB at another file.",
+                    self.path,
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        return self._connection().execute("PRAGMA user_version").fetchone()[0]
+
+    def integrity_ok(self) -> bool:
+        return self._connection().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ----- writing
+    def save(self, run: Run, name: str | None = None, status: str | None = None) -> int:
+        """Store ``run`` whole (one transaction) and return its id."""
+        info = run.info
+        status = status or info.status
+        summary = run.summary()
+        summary["metrics"] = run.metrics.to_dict()
+        name = name or f"{Path(info.model).name} on {Path(info.images).name}"
+        n_classes = len(run.class_names)
+        probabilities = np.ascontiguousarray(run.probabilities, dtype="<f4")
+        rows = (
+            (i, path, int(t), int(p), probabilities[i].tobytes())
+            for i, (path, t, p) in enumerate(zip(run.paths, run.y_true.tolist(), run.y_pred.tolist()))
+        )
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                """INSERT INTO runs (name, status, created_at, gtpred_version, model, model_bytes,
+                   model_sha256, images, images_fingerprint, class_order_source, preprocess,
+                   batch_size, n_classes, n_images, accuracy, top5_accuracy, summary)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    name, status, info.created_at, info.gtpred_version, info.model, info.model_bytes,
+                    info.model_sha256, info.images, info.images_fingerprint, info.class_order_source,
+                    info.preprocess, info.batch_size, n_classes, run.n_images, run.metrics.accuracy,
+                    run.metrics.top5_accuracy, json.dumps(summary),
+                ),
+            )
+            run_id = int(cursor.lastrowid)
+            conn.executemany(
+                "INSERT INTO predictions (run_id, idx, path, y_true, y_pred, probabilities) VALUES (?, ?, ?, ?, ?, ?)",
+                ((run_id, *row) for row in rows),
+            )
+        return run_id
+
+    def rename(self, run_id: int, name: str) -> None:
+        with self._transaction() as conn:
+            if conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id)).rowcount == 0:
+                raise self._missing(run_id)
+
+    def delete(self, run_id: int) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
+            if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
+                raise self._missing(run_id)
+
+    # ----- reading
+    def list(self) -> list[StoredRun]:
+        """All runs, newest first."""
+        rows = self._connection().execute(
+            """SELECT id, name, status, created_at, model, model_sha256, images, images_fingerprint,
+                      class_order_source, preprocess, n_images, accuracy, top5_accuracy
+               FROM runs ORDER BY id DESC"""
+        ).fetchall()
+        return [StoredRun(*row) for row in rows]
+
+    def get(self, run_id: int) -> StoredRun:
+        for row in self.list():
+            if row.id == run_id:
+                return row
+        raise self._missing(run_id)
+
+    def load(self, run_id: int) -> Run:
+        """The stored run, equal to the one saved: paths, labels, probabilities bit for bit."""
+        conn = self._connection()
+        row = conn.execute("SELECT summary, n_classes FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise self._missing(run_id)
+        summary, n_classes = json.loads(row[0]), row[1]
+        predictions = conn.execute(
+            "SELECT path, y_true, y_pred, probabilities FROM predictions WHERE run_id = ? ORDER BY idx",
+            (run_id,),
+        ).fetchall()
+        paths = [p[0] for p in predictions]
+        blob = b"".join(p[3] for p in predictions)
+        summary.update(
+            paths=paths,
+            y_true=np.fromiter((p[1] for p in predictions), np.int64, len(predictions)),
+            y_pred=np.fromiter((p[2] for p in predictions), np.int64, len(predictions)),
+            probabilities=np.frombuffer(blob, dtype="<f4").reshape(len(predictions), n_classes).astype(np.float32),
+        )
+        return Run.from_dict(summary)
+
+    def _missing(self, run_id: int) -> StoreError:
+        return StoreError(f"There is no run {run_id} in {self.path}.", "List the runs with: python -m gtpred_core runs list", self.path)

@@ -1,0 +1,167 @@
+"""The run store: exact round trip, concurrent writers, crash safety, schema migrations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gtpred_core import assemble_run, evaluate_folder
+from gtpred_core.run import RunInfo
+from gtpred_core.store import RunStore, StoreError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_run(n: int, n_classes: int = 4, seed: int = 0):
+    """A real Run (metrics and checks computed) from random predictions: no model needed."""
+    rng = np.random.default_rng(seed)
+    probabilities = rng.dirichlet(np.ones(n_classes), n).astype(np.float32)
+    return assemble_run(
+        class_names=[f"c{i}" for i in range(n_classes)],
+        paths=[f"c{i % n_classes}/img_{i:06d}.png" for i in range(n)],
+        y_true=np.arange(n) % n_classes,
+        y_pred=probabilities.argmax(1),
+        probabilities=probabilities,
+        info=RunInfo(model="m.keras", images="/data/val", created_at="2026-11-23T10:00:00+00:00"),
+    )
+
+
+def test_a_stored_run_reloads_equal(softmax_model, digits_dir, tmp_path):
+    run = evaluate_folder(softmax_model, digits_dir)
+    store = RunStore(tmp_path / "runs.db")
+    run_id = store.save(run)
+    again = store.load(run_id)
+    assert again.paths == run.paths and again.class_names == run.class_names
+    np.testing.assert_array_equal(again.y_true, run.y_true)
+    np.testing.assert_array_equal(again.y_pred, run.y_pred)
+    assert again.probabilities.tobytes() == run.probabilities.tobytes()
+    assert again.metrics == run.metrics and again.warnings == run.warnings and again.info == run.info
+    assert again.suggested_class_order == run.suggested_class_order
+    row = store.get(run_id)
+    assert row.model_sha256 == run.info.model_sha256 and len(row.model_sha256) == 64
+    assert row.images_fingerprint == run.info.images_fingerprint and row.status == "complete"
+    # a relabelled stored run works like a fresh one
+    assert again.relabel(again.suggested_class_order).metrics == run.relabel(run.suggested_class_order).metrics
+
+
+def test_list_rename_and_delete(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    first, second = store.save(synthetic_run(10), name="a"), store.save(synthetic_run(12), name="b")
+    assert [r.id for r in store.list()] == [second, first]  # newest first
+    store.rename(first, "renamed")
+    assert store.get(first).name == "renamed"
+    store.delete(second)
+    assert [r.id for r in store.list()] == [first]
+    with pytest.raises(StoreError, match=f"There is no run {second}"):
+        store.load(second)
+    assert store._connection().execute("SELECT COUNT(*) FROM predictions WHERE run_id = ?", (second,)).fetchone()[0] == 0
+
+
+def test_eight_threads_storing_25_runs_each_never_see_a_locked_database(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    errors: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        try:
+            for k in range(25):
+                store.save(synthetic_run(50, seed=seed * 100 + k), name=f"t{seed}-{k}")
+        except BaseException as err:  # collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = store.list()
+    assert len(rows) == 200 and {r.status for r in rows} == {"complete"}
+    assert store._connection().execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 200 * 50
+    assert store.integrity_ok()
+
+
+def test_a_writer_killed_mid_run_leaves_earlier_runs_intact_and_no_half_run(tmp_path):
+    db = tmp_path / "runs.db"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from test_store import synthetic_run
+        from gtpred_core.store import RunStore
+        store = RunStore({str(db)!r})
+        for k in range(3):
+            store.save(synthetic_run(100, seed=k), name=f"early{{k}}")
+        big = synthetic_run(400_000, n_classes=20)
+        print("saving", flush=True)
+        store.save(big, name="big")
+        print("saved", flush=True)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "saving"
+    time.sleep(0.5)  # well inside the big transaction (it takes seconds)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    store = RunStore(db)
+    assert store.integrity_ok()
+    names = [r.name for r in store.list()]
+    assert names == ["early2", "early1", "early0"]
+    for row in store.list():
+        assert store.load(row.id).n_images == 100
+    assert store._connection().execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 300
+
+
+def test_an_older_database_is_migrated_and_keeps_its_runs(tmp_path, monkeypatch):
+    import gtpred_core.store as store_module
+
+    db = tmp_path / "runs.db"
+    old = RunStore(db)
+    run_id = old.save(synthetic_run(20), name="from v1")
+    old.close()
+    newer = store_module.MIGRATIONS + ("ALTER TABLE runs ADD COLUMN notes TEXT DEFAULT ''",)
+    monkeypatch.setattr(store_module, "MIGRATIONS", newer)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(newer))
+    upgraded = store_module.RunStore(db)
+    assert upgraded.schema_version == 2
+    assert upgraded.load(run_id).n_images == 20
+    columns = [c[1] for c in upgraded._connection().execute("PRAGMA table_info(runs)")]
+    assert "notes" in columns
+
+
+def test_a_database_from_a_newer_gtpred_is_refused(tmp_path):
+    db = tmp_path / "runs.db"
+    RunStore(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version=99")
+    conn.close()
+    with pytest.raises(StoreError, match="written by a newer gtpred"):
+        RunStore(db)
+
+
+def test_the_runs_cli_lists_exports_and_deletes(softmax_model, digits_dir, tmp_path):
+    def gtpred(*args):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        return subprocess.run([sys.executable, "-m", "gtpred_core", *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    db = tmp_path / "runs.db"
+    result = gtpred("evaluate", "--model", softmax_model, "--images", digits_dir, "--out", tmp_path / "a", "--save", "--db", db, "--name", "first")
+    assert result.returncode == 0 and "stored as run 1" in result.stdout, result.stderr
+    listing = gtpred("runs", "--db", db, "list")
+    assert "first" in listing.stdout and "300" in listing.stdout
+    assert gtpred("runs", "--db", db, "export", "1", "--out", tmp_path / "b").returncode == 0
+    assert (tmp_path / "a" / "predictions.csv").read_bytes() == (tmp_path / "b" / "predictions.csv").read_bytes()
+    assert json.loads((tmp_path / "a" / "summary.json").read_text()) == json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert gtpred("runs", "--db", db, "delete", "1").returncode == 0
+    missing = gtpred("runs", "--db", db, "show", "1")
+    assert missing.returncode == 2 and "There is no run 1" in missing.stderr
