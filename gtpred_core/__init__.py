@@ -17,6 +17,7 @@ from .errors import (
     ModelError,
     OutputWidthError,
     PreprocessError,
+    UploadError,
 )
 from .evaluation import check_model_fits, evaluate_folder, outputs_to_probabilities
 from .export import predictions_csv, summary_json, write_outputs
@@ -26,6 +27,7 @@ from .metrics import Metrics, compute_metrics
 from .model import LoadedModel, load_model
 from .preprocessing import PREPROCESS_MODES
 from .run import Run, RunInfo, assemble_run
+from .uploads import extract_zip_safely, list_subfolders, remove_scratch, resolve_inside_root, scratch_dir
 
 __version__ = "0.1.0"
 
@@ -48,19 +50,25 @@ __all__ = [
     "RunWarning",
     "SkippedFile",
     "Throughput",
+    "UploadError",
     "assemble_run",
     "check_model_fits",
     "compute_metrics",
     "evaluate_folder",
+    "extract_zip_safely",
     "index_image_folder",
     "keras_order",
+    "list_subfolders",
     "load_model",
     "natural_order",
     "outputs_to_probabilities",
     "predict_files",
     "predictions_csv",
     "read_class_order_file",
+    "remove_scratch",
     "resolve_class_order",
+    "resolve_inside_root",
+    "scratch_dir",
     "summary_json",
     "write_outputs",
     "__version__",

@@ -6,6 +6,7 @@
     ├── ModelError              the model file cannot be loaded or used
     │   └── OutputWidthError    the model's output width does not match the number of classes
     ├── PreprocessError         the preprocessing choice does not fit the model's input
+    ├── UploadError             an uploaded file or a typed server path is refused
     └── InvariantError          a check of our own ordering promise failed (a bug: report it)
 
 The CLI and the app turn these into one clear line each; anything else is a bug and is logged.
@@ -67,6 +68,10 @@ class OutputWidthError(ModelError):
 
 class PreprocessError(GtpredError):
     """The preprocessing mode is unknown or does not fit the model's channels."""
+
+
+class UploadError(GtpredError):
+    """An uploaded file or a typed server path is refused (unsafe, too big, or outside the root)."""
 
 
 class InvariantError(GtpredError):
