@@ -15,8 +15,9 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -57,6 +58,20 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX runs_by_fingerprint ON runs(images_fingerprint);
     """,
+    # v2: training runs (one evaluation per epoch or checkpoint), grouped under a training.
+    """
+    CREATE TABLE trainings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'failed', 'cancelled'))
+    );
+    ALTER TABLE runs ADD COLUMN training_id INTEGER REFERENCES trainings(id) ON DELETE CASCADE;
+    ALTER TABLE runs ADD COLUMN epoch INTEGER;
+    ALTER TABLE runs ADD COLUMN logs TEXT;
+    CREATE INDEX runs_by_training ON runs(training_id, epoch);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -86,6 +101,34 @@ class StoredRun:
     n_images: int
     accuracy: float | None
     top5_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class StoredTraining:
+    id: int
+    name: str
+    created_at: str
+    source: str
+    status: str
+    n_epochs: int
+
+
+@dataclass(frozen=True)
+class TrainingEpoch:
+    epoch: int
+    run_id: int
+    logs: dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    """Keras logs hold numpy scalars; make them JSON numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 class RunStore:
@@ -159,8 +202,18 @@ class RunStore:
             self._local.conn = None
 
     # ----- writing
-    def save(self, run: Run, name: str | None = None, status: str | None = None) -> int:
-        """Store ``run`` whole (one transaction) and return its id."""
+    def save(
+        self,
+        run: Run,
+        name: str | None = None,
+        status: str | None = None,
+        *,
+        training_id: int | None = None,
+        epoch: int | None = None,
+        logs: dict[str, Any] | None = None,
+    ) -> int:
+        """Store ``run`` whole (one transaction) and return its id; with ``training_id``, as
+        that training's evaluation at ``epoch`` (with the epoch's Keras ``logs``)."""
         info = run.info
         status = status or info.status
         summary = run.summary()
@@ -176,13 +229,15 @@ class RunStore:
             cursor = conn.execute(
                 """INSERT INTO runs (name, status, created_at, gtpred_version, model, model_bytes,
                    model_sha256, images, images_fingerprint, class_order_source, preprocess,
-                   batch_size, n_classes, n_images, accuracy, top5_accuracy, summary)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   batch_size, n_classes, n_images, accuracy, top5_accuracy, summary,
+                   training_id, epoch, logs)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     name, status, info.created_at, info.gtpred_version, info.model, info.model_bytes,
                     info.model_sha256, info.images, info.images_fingerprint, info.class_order_source,
                     info.preprocess, info.batch_size, n_classes, run.n_images, run.metrics.accuracy,
-                    run.metrics.top5_accuracy, json.dumps(summary),
+                    run.metrics.top5_accuracy, json.dumps(summary), training_id, epoch,
+                    json.dumps(_plain(logs)) if logs is not None else None,
                 ),
             )
             run_id = int(cursor.lastrowid)
@@ -203,18 +258,48 @@ class RunStore:
             if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
                 raise self._missing(run_id)
 
-    # ----- reading
-    def list(self) -> list[StoredRun]:
-        """All runs, newest first."""
+    # ----- trainings: one stored run per epoch
+    def start_training(self, name: str, source: str) -> int:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO trainings (name, created_at, source, status) VALUES (?, ?, ?, 'running')",
+                (name, datetime.now(timezone.utc).isoformat(timespec="seconds"), source),
+            )
+            return int(cursor.lastrowid)
+
+    def finish_training(self, training_id: int, status: str = "complete") -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE trainings SET status = ? WHERE id = ?", (status, training_id))
+
+    def list_trainings(self) -> list[StoredTraining]:
+        """All trainings, newest first, with their number of recorded epochs."""
         rows = self._connection().execute(
-            """SELECT id, name, status, created_at, model, model_sha256, images, images_fingerprint,
+            """SELECT t.id, t.name, t.created_at, t.source, t.status, COUNT(r.id)
+               FROM trainings t LEFT JOIN runs r ON r.training_id = t.id
+               GROUP BY t.id ORDER BY t.id DESC"""
+        ).fetchall()
+        return [StoredTraining(*row) for row in rows]
+
+    def training_epochs(self, training_id: int) -> list[TrainingEpoch]:
+        """The training's recorded epochs in order: epoch number, stored run id, Keras logs."""
+        rows = self._connection().execute(
+            "SELECT epoch, id, logs FROM runs WHERE training_id = ? ORDER BY epoch, id", (training_id,)
+        ).fetchall()
+        return [TrainingEpoch(epoch, run_id, json.loads(logs) if logs else {}) for epoch, run_id, logs in rows]
+
+    # ----- reading
+    def list(self, include_training_epochs: bool = False) -> list[StoredRun]:
+        """All runs, newest first (evaluations only, unless training epochs are asked for)."""
+        where = "" if include_training_epochs else "WHERE training_id IS NULL"
+        rows = self._connection().execute(
+            f"""SELECT id, name, status, created_at, model, model_sha256, images, images_fingerprint,
                       class_order_source, preprocess, n_images, accuracy, top5_accuracy
-               FROM runs ORDER BY id DESC"""
+               FROM runs {where} ORDER BY id DESC"""
         ).fetchall()
         return [StoredRun(*row) for row in rows]
 
     def get(self, run_id: int) -> StoredRun:
-        for row in self.list():
+        for row in self.list(include_training_epochs=True):
             if row.id == run_id:
                 return row
         raise self._missing(run_id)
