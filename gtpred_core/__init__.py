@@ -31,7 +31,31 @@ from .uploads import extract_zip_safely, list_subfolders, remove_scratch, resolv
 
 __version__ = "0.1.0"
 
+#: Names that need Keras at import time, loaded on first use so ``import gtpred_core`` stays cheap.
+_LAZY = {
+    "PredictionRecorder": "training",
+    "predict_pairs": "training",
+    "audit_data_source": "training",
+    "SourceShufflesError": "training",
+    "RunStore": "store",
+    "compare_runs": "compare",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'gtpred_core' has no attribute {name!r}")
+
 __all__ = [
+    "PredictionRecorder",
+    "RunStore",
+    "SourceShufflesError",
+    "audit_data_source",
+    "compare_runs",
+    "predict_pairs",
     "ClassOrder",
     "ClassOrderError",
     "FolderError",

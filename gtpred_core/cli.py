@@ -5,6 +5,7 @@
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
     evaluate ... --save [--name N] [--db F]      also keep the run in the run store
     runs list | show ID | export ID --out O | rename ID NAME | delete ID   [--db F]
+    evaluate-checkpoints --models 'ckpt/*.keras' --images D [...]   one training run
 
 Exit codes: 0 run completed (skipped files included), 2 a problem the user can fix (one line
 on stderr naming it and the fix), 1 an unexpected error, 130 interrupted.
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--images", required=True, help="folder with one sub-folder per class")
     evaluate.add_argument("--out", required=True, help="folder for predictions.csv and summary.json")
     _add_run_options(evaluate)
+    checkpoints = commands.add_parser("evaluate-checkpoints", help="evaluate every checkpoint on the same images, as one training run")
+    checkpoints.add_argument("--models", required=True, help="a glob of checkpoint files, e.g. 'ckpt/*.keras' (quote it)")
+    checkpoints.add_argument("--images", required=True)
+    _add_run_options(checkpoints)
     runs = commands.add_parser("runs", help="the run store: list, show, export, rename, delete")
     _add_db_option(runs)
     actions = runs.add_subparsers(dest="action", required=True)
@@ -155,12 +160,38 @@ def runs_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoints_command(args: argparse.Namespace) -> int:
+    import glob
+
+    from .store import RunStore
+    from .training import evaluate_checkpoints
+
+    bar = TerminalProgress()
+    training_id, runs = evaluate_checkpoints(
+        glob.glob(args.models),
+        args.images,
+        store=RunStore(args.db),
+        name=args.name,
+        class_order=args.class_order,
+        preprocess=args.preprocess,
+        batch_size=args.batch_size,
+        progress=lambda epoch, done, total: bar(done, total),
+    )
+    for epoch, run in enumerate(runs, start=1):
+        accuracy = f"{run.metrics.accuracy:.2%}" if run.metrics.accuracy is not None else "n/a"
+        print(f"epoch {epoch}: {Path(run.info.model).name}  accuracy {accuracy}")
+    print(f"stored as training {training_id}")
+    return 0
+
+
 def run_command(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_folder
     from .export import write_outputs
 
     if args.command == "runs":
         return runs_command(args)
+    if args.command == "evaluate-checkpoints":
+        return checkpoints_command(args)
 
     if args.command == "demo":
         from .demo import DEMO_MODEL, demo_folder

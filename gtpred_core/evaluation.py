@@ -141,8 +141,8 @@ def evaluate_folder(
     paths = [folder.files[i] for i in raw.indices]
     info = RunInfo(
         model=str(loaded.path),
-        model_bytes=size_in_bytes(loaded.path),
-        model_sha256=file_sha256(loaded.path),
+        model_bytes=size_in_bytes(loaded.path) if loaded.path.exists() else None,
+        model_sha256=file_sha256(loaded.path) if loaded.path.exists() else None,
         images_fingerprint=file_list_fingerprint(folder.files),
         images=str(folder.root),
         class_order_source=order.source,

@@ -104,6 +104,26 @@ def _load_keras(path: Path, kind: str) -> LoadedModel:
     )
 
 
+def from_keras_model(model: Any, path: str | Path = "<in memory>") -> LoadedModel:
+    """Wrap a live Keras model (during training, say) so the ordered pipeline can run it.
+
+    The forward pass reads the model's variables when called, so later weights are used.
+    """
+    input_shape = tuple(model.inputs[0].shape)
+    output_shape = tuple(model.outputs[0].shape)
+    _check_shapes(Path(str(path)), input_shape, output_shape)
+    return LoadedModel(
+        path=Path(str(path)),
+        kind="keras",
+        input_size=(input_shape[1], input_shape[2]),
+        channels=int(input_shape[3]),
+        output_width=int(output_shape[-1]),
+        activation=_last_activation(model),
+        rescales_itself=_has_scaling_layer(model),
+        call=lambda x: model(x, training=False),
+    )
+
+
 def _load_savedmodel(path: Path) -> LoadedModel:
     import tensorflow as tf
 
