@@ -1,0 +1,99 @@
+"""Evaluate: choose a model, images, class order and preprocessing; check what was found; run."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gtpred_core import PREPROCESS_MODES, check_model_fits, resolve_class_order, views
+from gtpred_core.demo import DEMO_MODEL, demo_folder
+from gtpred_core.preprocessing import check_preprocess
+
+from pages.ui import running, sources, state
+from pages.ui.errors import errors_shown
+
+st.title("Evaluate an image classifier")
+st.write(
+    "Check a Keras model on a folder of labelled images laid out one sub-folder per class, "
+    "exactly as Keras reads it: accuracy, per-class numbers, the confusion matrix, and every "
+    "misprediction with its image."
+)
+
+with st.container(border=True):
+    st.markdown(
+        "**New here? Try the demo.** A small digit classifier shipped with gtpred, evaluated on "
+        "797 digit images. It shows the class-order trap (Keras sorts `Class_10` before "
+        "`Class_2`) and its one-click fix."
+    )
+    if st.button("Run the demo", type="primary", icon=":material/rocket_launch:", key="run_demo", disabled=running.is_busy()):
+        with st.spinner("Preparing the demo images and model…"):
+            demo_model = state.cached_model(DEMO_MODEL)
+            demo_images = state.indexed_folder(str(demo_folder()))
+        state.start_evaluation(demo_model, demo_images, "keras", preprocess="none", batch_size=32, label="the demo", origin="demo")
+running.show_job("demo")
+
+st.header("1. Model")
+model_path = sources.choose_model()
+
+st.header("2. Images")
+images_path = sources.choose_images()
+
+st.header("3. Class order and preprocessing")
+order_spec = sources.choose_class_order()
+preprocess = st.radio(
+    "Preprocessing",
+    list(PREPROCESS_MODES),
+    captions=list(PREPROCESS_MODES.values()),
+    key="preprocess",
+)
+batch_size = st.number_input("Batch size", min_value=1, max_value=1024, value=32, step=8, key="batch_size")
+
+st.header("4. Check and run")
+if model_path is None or images_path is None or order_spec is None:
+    st.info("Choose a model, the images and the class order above; what was found shows here.")
+    st.stop()
+
+folder = model = order = None
+with errors_shown():
+    folder = state.indexed_folder(str(images_path))
+    order = resolve_class_order(order_spec, folder.class_names, folder.counts)
+with errors_shown():
+    model = state.cached_model(model_path)
+
+found, about_model = st.columns([3, 2])
+if folder is not None:
+    with found:
+        st.markdown(f"**{len(folder.files):,} images in {len(folder.class_names)} classes** in `{images_path.name}`")
+        mapping = views.folder_mapping(folder, order.names if order else folder.class_names)
+        st.dataframe(
+            mapping[["class", "images", "in_use_index"]],
+            hide_index=True,
+            height=min(400, 35 * (len(mapping) + 1) + 3),
+            column_config={"in_use_index": st.column_config.NumberColumn("output index")},
+        )
+        if folder.ignored:
+            with st.expander(f"{len(folder.ignored):,} files are not images and will be ignored"):
+                st.code("\n".join(folder.ignored[:200]) + ("\n…" if len(folder.ignored) > 200 else ""))
+        for name in folder.empty_classes:
+            st.warning(f"The class folder `{name}` holds no images.")
+if model is not None:
+    with about_model:
+        height, width = model.input_size
+        st.markdown(f"**Model `{model.name}`**")
+        st.markdown(
+            f"- input: {height or 'any'} × {width or 'any'} pixels, {model.channels} channel(s)\n"
+            f"- output width: {model.output_width} values per image\n"
+            f"- rescales its own pixels: {({True: 'yes', False: 'no'}).get(model.rescales_itself, 'unknown')}"
+        )
+
+ready = False
+if folder is not None and model is not None and order is not None:
+    with errors_shown():
+        check_model_fits(model, len(order.names))
+        check_preprocess(preprocess, model.channels)
+        ready = True
+
+if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not ready or running.is_busy(), key="run"):
+    state.start_evaluation(
+        model, folder, order, preprocess=preprocess, batch_size=int(batch_size), label=images_path.name, origin="form"
+    )
+running.show_job("form")

@@ -1,0 +1,94 @@
+"""Page parts more than one screen draws: the run's one-line description, its warnings,
+downloads, and one image shown large with its top-5 probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from gtpred_core import Run, predictions_csv, summary_json, views
+
+from . import charts
+
+#: A short headline per warning code; the core's message follows it.
+WARNING_TITLES = {
+    "class-order-mismatch": "The class order looks wrong",
+    "prediction-collapse": "The model predicts nearly one class for everything",
+    "logits-output": "The model outputs logits",
+    "empty-class": "A class folder is empty",
+    "skipped-files": "Some images could not be read",
+    "ignored-files": "Some files are not images",
+    "cancelled": "The run was cancelled",
+}
+_INFO_CODES = {"logits-output", "ignored-files"}
+
+
+def run_caption(run: Run) -> str:
+    info = run.info
+    parts = [
+        f"Model **{Path(info.model).name}**",
+        f"images **{Path(info.images).name}**",
+        f"class order **{info.class_order_source}**",
+        f"preprocessing **{info.preprocess}**",
+        f"{info.seconds:.1f} s" if info.seconds else "",
+    ]
+    return " · ".join(p for p in parts if p)
+
+
+def run_warnings(run: Run) -> None:
+    for warning in run.warnings:
+        title = WARNING_TITLES.get(warning.code, warning.code)
+        show = st.info if warning.code in _INFO_CODES else st.warning
+        text = warning.message
+        if not text.lower().startswith(title.lower()):
+            text = f"**{title}.** {text}"
+        show(text, icon=":material/warning:")
+
+
+def downloads(run: Run, key: str) -> None:
+    """Predictions CSV and summary JSON, made only when clicked (10,000 rows stay cheap)."""
+    left, right = st.columns(2)
+    left.download_button(
+        "Predictions CSV",
+        data=lambda: predictions_csv(run),
+        file_name="predictions.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}-csv",
+        width="stretch",
+    )
+    right.download_button(
+        "Summary JSON",
+        data=lambda: summary_json(run),
+        file_name="summary.json",
+        mime="application/json",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}-json",
+        width="stretch",
+    )
+
+
+def image_detail(run: Run, rel: str) -> None:
+    """One file large, its true and predicted class, and its top-5 probabilities."""
+    index = views.file_position(run, rel)
+    if index is None:
+        st.info("That file is not part of this run.")
+        return
+    top = views.top_k_table(run, index, k=5)
+    true_name = run.class_names[int(run.y_true[index])]
+    pred_name = run.class_names[int(run.y_pred[index])]
+    confidence = float(run.confidence[index])
+    st.markdown(f"**{rel}**")
+    try:
+        st.image(views.enlarged_image(views.image_path(run, rel), 256), width=256)
+    except OSError:
+        st.warning("The image file can no longer be read on the server.")
+    verdict = "right" if true_name == pred_name else "wrong"
+    st.markdown(
+        f"True class **{true_name}** · predicted **{pred_name}** ({confidence:.1%}, {verdict})"
+    )
+    st.caption("Top-5 probabilities" if len(top) == 5 else f"Probabilities (all {len(top)} classes)")
+    st.altair_chart(charts.top_k_bars(top), width="stretch")

@@ -1,0 +1,68 @@
+"""The progress panel of a running evaluation: bar, images/s, time left, Cancel.
+
+Inference runs in a worker thread (see ``jobs``); this panel keeps the page's script alive in
+a short polling loop that redraws the bar, so the page updates without reruns. Why not a
+``st.fragment(run_every=...)``: after every script or fragment run Streamlit calls
+``keras.backend.clear_session()`` and a full garbage collection, and doing that several times a
+second starved the worker thread (the demo stalled at 0 images). A Cancel click interrupts the
+loop with a rerun; the rerun sees the click, sets the job's cancel event, and keeps following
+the job until the core stops after its current batch and returns the part already done.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from . import state
+from .errors import show_error
+
+POLL_SECONDS = 0.25
+
+
+def show_job(origin: str) -> None:
+    """Follow the current job if ``origin`` started it; a finished run opens Results."""
+    job = state.current_job()
+    if job is None or job.origin != origin:
+        return
+    if job.running:
+        _follow(job)
+    if job.error is not None:
+        show_error(job.error)
+    elif collect_finished():
+        st.switch_page("pages/results.py", query_params={state.RUN_PARAM: st.session_state["run_id"]})
+
+
+def _follow(job) -> None:
+    with st.container(border=True):
+        st.markdown(f"**Evaluating {job.label}**")
+        bar = st.progress(job.fraction, text=job.progress_text())
+        if st.button(
+            "Cancel",
+            key="cancel_run",
+            icon=":material/stop:",
+            disabled=job.cancel.is_set(),
+            help="Stop after the current batch and keep the results so far.",
+        ):
+            job.cancel.set()
+        while job.running:
+            time.sleep(POLL_SECONDS)
+            bar.progress(job.fraction, text=job.progress_text())
+
+
+def collect_finished() -> bool:
+    """Adopt a finished job's run as the current run (on whichever page the user is)."""
+    job = state.current_job()
+    if job is None or job.running or job.run is None:
+        return False
+    state.set_current_run(job.run)
+    st.session_state["last_run_seconds"] = round(job.finished - job.started, 2)
+    state.clear_job()
+    return True
+
+
+def is_busy() -> bool:
+    """True while this session's evaluation runs (one at a time per session)."""
+    job = state.current_job()
+    return job is not None and job.running

@@ -1,0 +1,231 @@
+"""What a session holds: the current run (surviving page switches), cached models and folders.
+
+Runs are kept in a small in-memory registry shared by the server's sessions, keyed by a random
+id that travels in the URL (``?run=...``): a refreshed page or a shared link to a
+misprediction finds its run again without re-running inference, until the server restarts.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import streamlit as st
+
+from gtpred_core import ClassOrder, ImageFolder, LoadedModel, Run, evaluate_folder, index_image_folder, load_model
+from gtpred_core.settings import get_settings
+
+from .jobs import EvaluationJob, start_job
+
+RUN_PARAM = "run"
+FILE_PARAM = "file"
+MAX_RUNS = 16
+
+
+class RunRegistry:
+    """The last ``MAX_RUNS`` runs by id (oldest dropped first); thread-safe."""
+
+    def __init__(self, capacity: int = MAX_RUNS) -> None:
+        self._runs: OrderedDict[str, Run] = OrderedDict()
+        self._lock = threading.Lock()
+        self.capacity = capacity
+
+    def add(self, run: Run) -> str:
+        run_id = secrets.token_urlsafe(9)
+        with self._lock:
+            self._runs[run_id] = run
+            while len(self._runs) > self.capacity:
+                self._runs.popitem(last=False)
+        return run_id
+
+    def get(self, run_id: str | None) -> Run | None:
+        if not run_id:
+            return None
+        with self._lock:
+            return self._runs.get(run_id)
+
+
+@st.cache_resource
+def run_registry() -> RunRegistry:
+    return RunRegistry()
+
+
+# ----- the current run --------------------------------------------------------------------------
+def set_current_run(run: Run, previous_id: str | None = None) -> str:
+    """Make ``run`` the session's run; ``previous_id`` lets the user go back (after relabelling)."""
+    run_id = run_registry().add(run)
+    st.session_state["run_id"] = run_id
+    st.session_state["previous_run_id"] = previous_id
+    st.session_state.pop("selected_file", None)
+    st.query_params[RUN_PARAM] = run_id
+    return run_id
+
+
+def current_run_id() -> str | None:
+    """The session's run id, adopting the URL's when the session has none (a fresh tab/link)."""
+    run_id = st.session_state.get("run_id")
+    url_id = st.query_params.get(RUN_PARAM)
+    if run_id is None and url_id and run_registry().get(url_id) is not None:
+        run_id = st.session_state["run_id"] = url_id
+    if run_id is not None and url_id != run_id:
+        st.query_params[RUN_PARAM] = run_id  # keep the URL shareable after a page switch
+    return run_id
+
+
+def current_run() -> Run | None:
+    return run_registry().get(current_run_id())
+
+
+def previous_run_id() -> str | None:
+    return st.session_state.get("previous_run_id")
+
+
+def restore_run(run_id: str) -> None:
+    """Go back to an earlier run of this session (e.g. undo a relabelling)."""
+    st.session_state["run_id"] = run_id
+    st.session_state["previous_run_id"] = None
+    st.query_params[RUN_PARAM] = run_id
+
+
+def require_run() -> Run:
+    """The current run, or a short note with the way to get one (and the page stops)."""
+    run = current_run()
+    if run is not None:
+        return run
+    url_id = st.query_params.get(RUN_PARAM)
+    if url_id:
+        st.warning(
+            "This link points to a run the server no longer holds (runs are kept in memory "
+            "until the server restarts). Evaluate the model again to see its results."
+        )
+    else:
+        st.info("No results yet: evaluate a model first, or run the one-click demo.")
+    st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/play_arrow:")
+    st.stop()
+
+
+# ----- the selected misprediction (carried in the URL) ------------------------------------------
+def selected_file(run: Run) -> str | None:
+    """The file chosen on the Mispredictions page: from the URL, else from this session."""
+    rel = st.query_params.get(FILE_PARAM) or st.session_state.get("selected_file")
+    if rel is None or rel not in run.paths:
+        return None
+    if st.query_params.get(FILE_PARAM) != rel:
+        st.query_params[FILE_PARAM] = rel
+    st.session_state["selected_file"] = rel
+    return rel
+
+
+def select_file(rel: str) -> None:
+    st.session_state["selected_file"] = rel
+    st.query_params[FILE_PARAM] = rel
+
+
+def new_selection(key: str, rows: list[int]) -> list[int]:
+    """``rows`` if they differ from what this table reported last time, else [].
+
+    A table keeps its selection across reruns; only a new click should move the detail view
+    (a gallery click or a link may have chosen another file since).
+    """
+    seen = st.session_state.setdefault("_seen_selections", {})
+    if seen.get(key) == rows:
+        return []
+    seen[key] = rows
+    return rows
+
+
+# ----- cached model and folder loading -----------------------------------------------------------
+def _fingerprint(path: Path) -> tuple[int, int]:
+    """(mtime_ns, size) of a model file, or of a SavedModel folder's files together."""
+    if path.is_dir():
+        stats = [p.stat() for p in sorted(path.rglob("*")) if p.is_file()]
+        return max((s.st_mtime_ns for s in stats), default=0), sum(s.st_size for s in stats)
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _load_model(path: str, mtime_ns: int, size: int) -> LoadedModel:
+    return load_model(path)
+
+
+def cached_model(path: str | Path) -> LoadedModel:
+    """Load a model once per file version (path + modification time + size); uploads are
+    stored under their content hash, so an uploaded file is keyed by its bytes too."""
+    path = Path(path)
+    if not path.exists():
+        return load_model(path)  # raises the core's ModelError naming the path
+    return _load_model(str(path), *_fingerprint(path))
+
+
+@st.cache_data(ttl=30, max_entries=16, show_spinner="Reading the image folder…")
+def indexed_folder(path: str) -> ImageFolder:
+    """``index_image_folder`` cached briefly: reruns are free, new files show within 30 s."""
+    return index_image_folder(path)
+
+
+def data_root() -> Path:
+    return get_settings().data_root
+
+
+# ----- running an evaluation ---------------------------------------------------------------------
+def start_evaluation(
+    model: LoadedModel,
+    folder: ImageFolder,
+    order: ClassOrder | str,
+    *,
+    preprocess: str,
+    batch_size: int,
+    label: str,
+    origin: str = "",
+) -> EvaluationJob:
+    """Start evaluating in a worker thread; the Evaluate page polls it (see ``running``)."""
+    job = start_job(
+        label,
+        len(folder.files),
+        functools.partial(
+            evaluate_folder, model, folder, class_order=order, preprocess=preprocess, batch_size=batch_size
+        ),
+        origin=origin,
+    )
+    st.session_state["job"] = job
+    return job
+
+
+def current_job() -> EvaluationJob | None:
+    return st.session_state.get("job")
+
+
+def clear_job() -> None:
+    st.session_state["job"] = None
+
+
+def _filters_tag(true_classes: list[str], pred_classes: list[str]) -> str:
+    return f"{'+'.join(true_classes) or 'all'}|{'+'.join(pred_classes) or 'all'}"
+
+
+def table_key(page: int, true_classes: list[str] = (), pred_classes: list[str] = ()) -> str:
+    """The mispredictions table's widget key: a new page or filter is a new table, so an old
+    row selection never points into different rows."""
+    return f"mispredictions-{page}-{_filters_tag(list(true_classes), list(pred_classes))}"
+
+
+def page_key(true_classes: list[str], pred_classes: list[str]) -> str:
+    """The page number's key: each filter starts on page 1."""
+    return f"mispredictions-page-{_filters_tag(true_classes, pred_classes)}"
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Thread:
+    """Import TensorFlow/Keras once per server in the background (about 4 s), so the first
+    click on Run or the demo does not pay for it."""
+
+    def work() -> None:
+        import keras  # noqa: F401
+
+    thread = threading.Thread(target=work, name="gtpred-warm-up", daemon=True)
+    thread.start()
+    return thread
