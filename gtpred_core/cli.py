@@ -2,6 +2,7 @@
 
     evaluate --model M --images D --out O [--class-order keras|natural|FILE]
              [--preprocess none|rescale|tf|torch|caffe] [--batch-size N] [--image-size HxW]
+             [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
     evaluate ... --save [--name N] [--db F]      also keep the run in the run store
     runs list | show ID | export ID --out O | rename ID NAME | delete ID   [--db F]
@@ -78,6 +79,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preprocess", default="none", choices=list(PREPROCESS_MODES))
     parser.add_argument("--batch-size", type=_positive_int, default=32)
     parser.add_argument("--image-size", type=_image_size, default=None, help="HEIGHTxWIDTH, for models that take any size")
+    parser.add_argument("--backend", default="local", choices=["local", "ray"], help="where inference runs (ray: pip install -r requirements-ray.txt)")
+    parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
     parser.add_argument("--save", action="store_true", help="also keep the run in the run store")
     parser.add_argument("--name", default=None, help="name of the stored run (with --save)")
     _add_db_option(parser)
@@ -199,6 +202,11 @@ def run_command(args: argparse.Namespace) -> int:
         model, images = DEMO_MODEL, demo_folder()
     else:
         model, images = Path(args.model), Path(args.images)
+    sink = None
+    if args.save:
+        from .store import RunStore
+
+        sink = RunStore(args.db).writer(args.name)  # rows stream in as inference goes
     run = evaluate_folder(
         model,
         images,
@@ -207,15 +215,15 @@ def run_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         image_size=args.image_size,
         progress=TerminalProgress(),
+        sink=sink,
+        backend=args.backend,
+        ray_address=args.ray_address,
     )
     out = Path(args.out)
     write_outputs(run, out)
     _print_summary(run, out, sys.stdout)
-    if args.save:
-        from .store import RunStore
-
-        run_id = RunStore(args.db).save(run, name=args.name)
-        print(f"stored as run {run_id}")
+    if sink is not None:
+        print(f"stored as run {sink.run_id}")
     return 0
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from .class_order import ClassOrder, resolve_class_order
 from .diagnostics import RunWarning
-from .errors import OutputWidthError
+from .errors import GtpredError, OutputWidthError
 from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
 from .inference import ProgressCallback, SkippedFile, predict_files
@@ -26,25 +29,49 @@ def check_model_fits(model: LoadedModel, n_classes: int) -> None:
     raise OutputWidthError(model.output_width, n_classes, model.path)
 
 
-def outputs_to_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """Class probabilities from raw outputs, and which head produced them.
+def detect_head(outputs: np.ndarray) -> str:
+    """Which head produced these raw outputs: softmax, logits, sigmoid or sigmoid-logit.
 
-    Softmax rows (in 0..1, summing to 1) pass through; other N-way rows are logits and get a
-    softmax. One column is a sigmoid unit for class 1 (a logit if outside 0..1) and becomes
-    the two columns (1 - p, p), so argmax is the 0.5 threshold.
+    Softmax rows are in 0..1 and sum to 1; other N-way rows are logits. One column is a sigmoid
+    unit for class 1, or its logit when values fall outside 0..1.
     """
-    outputs = outputs.astype(np.float32, copy=False)
     in_unit_range = bool(np.all((outputs >= 0) & (outputs <= 1))) if outputs.size else True
     if outputs.shape[1] == 1:
-        head = "sigmoid" if in_unit_range else "sigmoid-logit"
-        p = outputs[:, 0] if in_unit_range else 1 / (1 + np.exp(-outputs[:, 0].astype(np.float64)))
-        return np.stack([1 - p, p], axis=1).astype(np.float32), head
+        return "sigmoid" if in_unit_range else "sigmoid-logit"
     sums_to_one = bool(np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3)) if outputs.size else True
-    if in_unit_range and sums_to_one:
-        return outputs, "softmax"
+    return "softmax" if in_unit_range and sums_to_one else "logits"
+
+
+def probabilities_for_head(outputs: np.ndarray, head: str) -> np.ndarray:
+    """Class probabilities from raw outputs; a sigmoid unit p becomes the columns (1 - p, p),
+    so argmax is the 0.5 threshold."""
+    outputs = outputs.astype(np.float32, copy=False)
+    if head in ("sigmoid", "sigmoid-logit"):
+        p = outputs[:, 0] if head == "sigmoid" else 1 / (1 + np.exp(-outputs[:, 0].astype(np.float64)))
+        return np.stack([1 - p, p], axis=1).astype(np.float32)
+    if head == "softmax":
+        return outputs
     shifted = outputs.astype(np.float64) - outputs.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), "logits"
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def outputs_to_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:
+    """Class probabilities from raw outputs, and which head produced them."""
+    head = detect_head(outputs)
+    return probabilities_for_head(outputs, head), head
+
+
+class RunSink(Protocol):
+    """Receives a run as it is made (``RunStore.writer()`` is one): start, rows, then the end."""
+
+    def start(self, info: RunInfo, class_names: Sequence[str]) -> int: ...
+
+    def add_rows(self, paths: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray) -> None: ...
+
+    def finish(self, run: Run) -> int: ...
+
+    def fail(self) -> None: ...
 
 
 def _context_warnings(
@@ -105,12 +132,19 @@ def evaluate_folder(
     image_size: tuple[int, int] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    sink: RunSink | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> Run:
     """Predict every image of ``images`` once, in folder order, and return the paired Run.
 
     ``class_order`` is ``"keras"`` (folder sort, the default), ``"natural"``, a labels file
     path, or a ClassOrder. ``progress(done, total)`` is called after each batch; setting
     ``cancel`` stops after the current batch and returns the part done, status "cancelled".
+    ``sink`` (e.g. ``RunStore.writer()``) receives the paired rows batch by batch, so a crash
+    loses at most the chunk in flight and a cancelled run keeps what was done.
+    ``backend="ray"`` runs inference on Ray Data (``ray_address`` joins a cluster); the result
+    is the same, in the same order.
     """
     from . import __version__
 
@@ -123,22 +157,7 @@ def evaluate_folder(
     )
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     check_model_fits(loaded, len(order.names))
-    raw = predict_files(
-        loaded,
-        folder.absolute_paths(),
-        image_size=image_size,
-        preprocess=preprocess,
-        batch_size=batch_size,
-        progress=progress,
-        cancel=cancel,
-    )
-    probabilities, head = outputs_to_probabilities(raw.outputs)
-    position = {name: i for i, name in enumerate(order.names)}
-    y_true = np.array([position[folder.class_names[folder.labels[i]]] for i in raw.indices], dtype=np.int64)
-    y_pred = probabilities.argmax(axis=1).astype(np.int64) if len(raw.indices) else np.zeros(0, np.int64)
-    skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
     size = image_size or loaded.input_size
-    paths = [folder.files[i] for i in raw.indices]
     info = RunInfo(
         model=str(loaded.path),
         model_bytes=size_in_bytes(loaded.path) if loaded.path.exists() else None,
@@ -148,21 +167,68 @@ def evaluate_folder(
         class_order_source=order.source,
         preprocess=preprocess,
         batch_size=batch_size,
-        head=head,
-        input_size=(int(size[0]), int(size[1])),
+        input_size=(int(size[0] or 0), int(size[1] or 0)),  # 0: any size (predict_files refuses)
         channels=loaded.channels,
         rescales_itself=loaded.rescales_itself,
         folder_classes=folder.class_names,
         class_counts=tuple(folder.counts.values()),
-        status="complete" if raw.completed else "cancelled",
         n_files=len(folder.files),
-        seconds=round(time.perf_counter() - started, 3),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         gtpred_version=__version__,
     )
-    return assemble_run(
+    position = {name: i for i, name in enumerate(order.names)}
+    true_index = np.array([position[folder.class_names[label]] for label in folder.labels], dtype=np.int64)
+    heads: list[str] = []  # decided on the first batch, so streamed rows equal the final ones
+
+    def pair_batch(indices: np.ndarray, outputs: np.ndarray) -> None:
+        if not heads:
+            heads.append(detect_head(outputs))
+        batch_probabilities = probabilities_for_head(outputs, heads[0])
+        sink.add_rows(
+            [folder.files[i] for i in indices],
+            true_index[indices],
+            batch_probabilities.argmax(axis=1).astype(np.int64),
+            batch_probabilities,
+        )
+
+    predict = predict_files
+    if backend == "ray":
+        from .ray_backend import predict_files_on_ray
+
+        predict = functools.partial(predict_files_on_ray, model_path=loaded.path, address=ray_address)
+    elif backend != "local":
+        raise GtpredError(f"Unknown backend {backend!r}.", "Choose local or ray.")
+    if sink is not None:
+        sink.start(info, order.names)
+    try:
+        raw = predict(
+            loaded,
+            folder.absolute_paths(),
+            image_size=image_size,
+            preprocess=preprocess,
+            batch_size=batch_size,
+            progress=progress,
+            cancel=cancel,
+            on_batch=pair_batch if sink is not None else None,
+        )
+    except BaseException:
+        if sink is not None:
+            sink.fail()
+        raise
+    head = heads[0] if heads else detect_head(raw.outputs)
+    probabilities = probabilities_for_head(raw.outputs, head)
+    y_true = true_index[raw.indices]
+    y_pred = probabilities.argmax(axis=1).astype(np.int64) if len(raw.indices) else np.zeros(0, np.int64)
+    skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
+    info = replace(
+        info,
+        head=head,
+        status="complete" if raw.completed else "cancelled",
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    run = assemble_run(
         class_names=order.names,
-        paths=paths,
+        paths=[folder.files[i] for i in raw.indices],
         y_true=y_true,
         y_pred=y_pred,
         probabilities=probabilities,
@@ -171,3 +237,6 @@ def evaluate_folder(
         ignored=folder.ignored,
         info=info,
     )
+    if sink is not None:
+        sink.finish(run)
+    return run

@@ -25,6 +25,7 @@ from .preprocessing import apply_preprocess, check_preprocess
 MAX_IMAGE_PIXELS = 89_478_485
 
 ProgressCallback = Callable[[int, int], None]
+BatchCallback = Callable[[np.ndarray, np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,27 @@ def build_dataset(paths: Sequence[str], size: tuple[int, int], channels: int, ba
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+_FORWARD_CACHE: dict[tuple, tuple] = {}
+
+
 def make_forward(model: LoadedModel, size: tuple[int, int], preprocess: str):
-    """A compiled forward pass with a fixed signature (no retrace on the last partial batch)."""
+    """A compiled forward pass with a fixed signature (no retrace on the last partial batch).
+
+    Cached per loaded model, size and preprocessing, so repeated runs (the app, Ray workers
+    predicting block after block) trace once.
+    """
+    key = (id(model.call), size, preprocess)
+    cached = _FORWARD_CACHE.get(key)
+    if cached is not None and cached[0] is model.call:
+        return cached[1]
+    forward = _compile_forward(model, size, preprocess)
+    if len(_FORWARD_CACHE) >= 8:
+        _FORWARD_CACHE.pop(next(iter(_FORWARD_CACHE)))
+    _FORWARD_CACHE[key] = (model.call, forward)  # holding model.call keeps the id unique
+    return forward
+
+
+def _compile_forward(model: LoadedModel, size: tuple[int, int], preprocess: str):
     import tensorflow as tf
 
     spec = tf.TensorSpec((None, size[0], size[1], model.channels), tf.float32)
@@ -156,8 +176,13 @@ def predict_files(
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    on_batch: BatchCallback | None = None,
 ) -> RawPredictions:
-    """Predict ``paths`` in order, once each. Cancelling keeps what was done so far."""
+    """Predict ``paths`` in order, once each. Cancelling keeps what was done so far.
+
+    ``on_batch(indices, outputs)`` receives each batch's evaluated file indices and raw outputs
+    as they come (in order), so a caller can stream results to storage.
+    """
     size = image_size or model.input_size
     if size[0] is None or size[1] is None:
         raise ModelError(
@@ -196,6 +221,8 @@ def predict_files(
             too_big.extend((int(i), int(p)) for i, p in zip(indices[~ok], pixels[~ok]))
             outputs[indices[ok]] = batch_out[ok]
             evaluated[indices[ok]] = True
+            if on_batch is not None and ok.any():
+                on_batch(indices[ok], batch_out[ok])
             last_index = int(indices[-1])
             if progress is not None:
                 progress(last_index + 1, total)

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import GtpredError
-from .run import Run
+from .errors import GtpredError, InvariantError
+from .run import Run, RunInfo
 
 #: Schema migrations; entry k brings a database from version k to k + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -72,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN logs TEXT;
     CREATE INDEX runs_by_training ON runs(training_id, epoch);
     """,
+    # v3: runs streamed in chunks name their writer (host:pid), so an abandoned one can be found.
+    """
+    ALTER TABLE runs ADD COLUMN writer TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -120,6 +125,100 @@ class TrainingEpoch:
     logs: dict[str, Any]
 
 
+class RunWriter:
+    """Streams a run into the store: ``start`` (status ``running``), rows in chunks of one
+    transaction each, then ``finish`` with the summary and final status.
+
+    A crash loses at most the rows not yet flushed; the run stays ``running`` until the next
+    open of the store finds its writer dead and marks it ``failed``. Cancelling keeps the rows.
+    """
+
+    def __init__(self, store: "RunStore", name: str | None, chunk_rows: int) -> None:
+        self.store = store
+        self.name = name
+        self.chunk_rows = chunk_rows
+        self.run_id: int | None = None
+        self.n_rows = 0
+        self._pending: list[tuple] = []
+
+    def start(self, info: RunInfo, class_names: Sequence[str]) -> int:
+        with self.store._transaction() as conn:
+            cursor = conn.execute(
+                """INSERT INTO runs (name, status, created_at, gtpred_version, model, model_bytes,
+                   model_sha256, images, images_fingerprint, class_order_source, preprocess,
+                   batch_size, n_classes, n_images, summary, writer)
+                   VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '{}', ?)""",
+                (
+                    self.name or _default_name(info), info.created_at or _now(), info.gtpred_version, info.model,
+                    info.model_bytes, info.model_sha256, info.images, info.images_fingerprint,
+                    info.class_order_source, info.preprocess, info.batch_size, len(class_names), _this_writer(),
+                ),
+            )
+        self.run_id = int(cursor.lastrowid)
+        return self.run_id
+
+    def add_rows(self, paths: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray) -> None:
+        probabilities = np.ascontiguousarray(probabilities, dtype="<f4")
+        for i, path in enumerate(paths):
+            self._pending.append((self.run_id, self.n_rows, path, int(y_true[i]), int(y_pred[i]), probabilities[i].tobytes()))
+            self.n_rows += 1
+        if len(self._pending) >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        with self.store._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO predictions (run_id, idx, path, y_true, y_pred, probabilities) VALUES (?, ?, ?, ?, ?, ?)",
+                self._pending,
+            )
+        self._pending = []
+
+    def finish(self, run: Run, status: str | None = None) -> int:
+        """Write the summary and status; the stored rows must be exactly the run's."""
+        self.flush()
+        if self.n_rows != run.n_images:
+            raise InvariantError(f"{self.n_rows} rows were stored for a run of {run.n_images} images.")
+        summary = run.summary()
+        summary["metrics"] = run.metrics.to_dict()
+        with self.store._transaction() as conn:
+            conn.execute(
+                """UPDATE runs SET status = ?, n_images = ?, accuracy = ?, top5_accuracy = ?, summary = ?,
+                   created_at = ? WHERE id = ?""",
+                (status or run.info.status, run.n_images, run.metrics.accuracy, run.metrics.top5_accuracy,
+                 json.dumps(summary), run.info.created_at or _now(), self.run_id),
+            )
+        return self.run_id
+
+    def fail(self) -> None:
+        """Mark the run failed, keeping the rows already stored."""
+        with self.store._transaction() as conn:
+            conn.execute("UPDATE runs SET status = 'failed' WHERE id = ?", (self.run_id,))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _default_name(info: RunInfo) -> str:
+    return f"{Path(info.model).name} on {Path(info.images).name}"
+
+
+def _this_writer() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _plain(value: Any) -> Any:
     """Keras logs hold numpy scalars; make them JSON numbers."""
     if isinstance(value, dict):
@@ -140,6 +239,7 @@ class RunStore:
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
+        self._mark_abandoned_runs()
 
     # ----- connections and schema
     def _connection(self) -> sqlite3.Connection:
@@ -218,7 +318,7 @@ class RunStore:
         status = status or info.status
         summary = run.summary()
         summary["metrics"] = run.metrics.to_dict()
-        name = name or f"{Path(info.model).name} on {Path(info.images).name}"
+        name = name or _default_name(info)
         n_classes = len(run.class_names)
         probabilities = np.ascontiguousarray(run.probabilities, dtype="<f4")
         rows = (
@@ -257,6 +357,20 @@ class RunStore:
             conn.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
             if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
                 raise self._missing(run_id)
+
+    # ----- streaming: a run written chunk by chunk as inference goes
+    def writer(self, name: str | None = None, *, chunk_rows: int = 4096) -> "RunWriter":
+        """A sink for ``evaluate_folder(sink=...)`` that streams the run into this store."""
+        return RunWriter(self, name, chunk_rows)
+
+    def _mark_abandoned_runs(self) -> None:
+        """Runs left ``running`` by a dead process on this host become ``failed``; their rows stay."""
+        host = socket.gethostname()
+        with self._transaction() as conn:
+            for run_id, writer in conn.execute("SELECT id, writer FROM runs WHERE status = 'running'").fetchall():
+                writer_host, _, pid = (writer or "").rpartition(":")
+                if writer_host == host and pid.isdigit() and not _process_alive(int(pid)):
+                    conn.execute("UPDATE runs SET status = 'failed' WHERE id = ?", (run_id,))
 
     # ----- trainings: one stored run per epoch
     def start_training(self, name: str, source: str) -> int:

@@ -10,6 +10,6 @@ if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
     echo "chromium is missing: run 'sudo apt-get install -y chromium' (the browser test needs it)" >&2
   fi
 fi
-python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-ray.txt
 export TF_CPP_MIN_LOG_LEVEL=2
 exec python3 -m pytest -n 2 "$@"

@@ -165,3 +165,58 @@ def test_the_runs_cli_lists_exports_and_deletes(softmax_model, digits_dir, tmp_p
     assert gtpred("runs", "--db", db, "delete", "1").returncode == 0
     missing = gtpred("runs", "--db", db, "show", "1")
     assert missing.returncode == 2 and "There is no run 1" in missing.stderr
+
+
+def test_a_streamed_run_equals_the_run_and_its_rows_arrive_in_chunks(softmax_model, digits_dir, tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    writer = store.writer("streamed", chunk_rows=64)
+    flushed: list[int] = []
+    original_flush = writer.flush
+
+    def counting_flush() -> None:
+        flushed.append(len(writer._pending))
+        original_flush()
+
+    writer.flush = counting_flush
+    run = evaluate_folder(softmax_model, digits_dir, batch_size=32, sink=writer)
+    assert flushed[:4] == [64, 64, 64, 64]  # rows reach the database while inference goes on
+    again = store.load(writer.run_id)
+    assert again.paths == run.paths and again.probabilities.tobytes() == run.probabilities.tobytes()
+    assert again.metrics == run.metrics and store.get(writer.run_id).status == "complete"
+
+
+def test_a_cancelled_run_keeps_the_part_done_in_the_store(softmax_model, digits_dir, tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    writer = store.writer("half", chunk_rows=32)
+    cancel = threading.Event()
+    run = evaluate_folder(
+        softmax_model, digits_dir, batch_size=32, sink=writer, cancel=cancel,
+        progress=lambda done, total: cancel.set() if done >= total // 2 else None,
+    )
+    assert run.info.status == "cancelled" and 150 <= run.n_images < 300
+    stored = store.get(writer.run_id)
+    assert stored.status == "cancelled" and stored.n_images == run.n_images
+    assert store.load(writer.run_id).paths == run.paths
+
+
+def test_a_streamed_run_whose_writer_died_is_marked_failed_with_its_rows_kept(tmp_path):
+    db = tmp_path / "runs.db"
+    script = textwrap.dedent(
+        f"""
+        import os, sys, numpy as np
+        sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from test_store import synthetic_run
+        from gtpred_core.store import RunStore
+        run = synthetic_run(1000)
+        writer = RunStore({str(db)!r}).writer("dies", chunk_rows=100)
+        writer.start(run.info, run.class_names)
+        writer.add_rows(run.paths[:250], run.y_true[:250], run.y_pred[:250], run.probabilities[:250])  # flushed
+        writer.add_rows(run.paths[250:300], run.y_true[250:300], run.y_pred[250:300], run.probabilities[250:300])  # in flight
+        os.kill(os.getpid(), 9)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], timeout=120)
+    store = RunStore(db)
+    (row,) = store.list()
+    assert row.status == "failed" and store.integrity_ok()
+    assert store._connection().execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 250  # only the chunk in flight is lost

@@ -1,0 +1,29 @@
+"""The Ray backend (local Ray, 2 CPUs) gives exactly the local backend's predictions.csv."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gtpred_core import evaluate_folder, predictions_csv
+
+if os.environ.get("CI") != "true":
+    pytest.importorskip("ray", reason="the Ray backend is optional: pip install -r requirements-ray.txt")
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    from gtpred_core.ray_backend import ensure_ray
+
+    ray = ensure_ray(None, 2)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_and_local_backends_write_the_same_predictions_csv(ray_session, softmax_model, digits_dir):
+    local = evaluate_folder(softmax_model, digits_dir, batch_size=16)
+    distributed = evaluate_folder(softmax_model, digits_dir, batch_size=16, backend="ray")
+    assert distributed.n_images == 300
+    assert predictions_csv(distributed) == predictions_csv(local)
+    assert distributed.metrics == local.metrics
