@@ -32,10 +32,30 @@ with st.container(border=True):
 running.show_job("demo")
 
 st.header("1. Model")
+model = None
 model_path = sources.choose_model()
+if model_path is not None:
+    with errors_shown():
+        model = state.cached_model(model_path)
+        height, width = model.input_size
+        st.markdown(
+            f"**{model.name}** takes {height or 'any'} × {width or 'any'} pixel images with "
+            f"{model.channels} channel(s) and outputs **{model.output_width}** values per image "
+            f"(rescales its own pixels: {({True: 'yes', False: 'no'}).get(model.rescales_itself, 'unknown')})."
+        )
 
 st.header("2. Images")
+folder = None
 images_path = sources.choose_images()
+if images_path is not None:
+    with errors_shown():
+        folder = state.indexed_folder(str(images_path))
+        st.markdown(f"**{len(folder.files):,} images in {len(folder.class_names)} classes** in `{images_path.name}`")
+        if folder.ignored:
+            with st.expander(f"{len(folder.ignored):,} files are not images and will be ignored"):
+                st.code("\n".join(folder.ignored[:200]) + ("\n…" if len(folder.ignored) > 200 else ""))
+        for name in folder.empty_classes:
+            st.warning(f"The class folder `{name}` holds no images; it stays a class, as in Keras.")
 
 st.header("3. Class order and preprocessing")
 order_spec = sources.choose_class_order()
@@ -48,46 +68,19 @@ preprocess = st.radio(
 batch_size = st.number_input("Batch size", min_value=1, max_value=1024, value=32, step=8, key="batch_size")
 
 st.header("4. Check and run")
-if model_path is None or images_path is None or order_spec is None:
-    st.info("Choose a model, the images and the class order above; what was found shows here.")
-    st.stop()
-
-folder = model = order = None
-with errors_shown():
-    folder = state.indexed_folder(str(images_path))
-    order = resolve_class_order(order_spec, folder.class_names, folder.counts)
-with errors_shown():
-    model = state.cached_model(model_path)
-
-found, about_model = st.columns([3, 2])
-if folder is not None:
-    with found:
-        st.markdown(f"**{len(folder.files):,} images in {len(folder.class_names)} classes** in `{images_path.name}`")
-        mapping = views.folder_mapping(folder, order.names if order else folder.class_names)
+ready = False
+if folder is None or model is None or order_spec is None:
+    st.info("Choose a model, the images and the class order above; the checks show here.")
+else:
+    with errors_shown():
+        order = resolve_class_order(order_spec, folder.class_names, folder.counts)
+        mapping = views.folder_mapping(folder, order.names)
         st.dataframe(
             mapping[["class", "images", "in_use_index"]],
             hide_index=True,
             height=min(400, 35 * (len(mapping) + 1) + 3),
-            column_config={"in_use_index": st.column_config.NumberColumn("output index")},
+            column_config={"in_use_index": st.column_config.NumberColumn(f"output index ({order.source} order)")},
         )
-        if folder.ignored:
-            with st.expander(f"{len(folder.ignored):,} files are not images and will be ignored"):
-                st.code("\n".join(folder.ignored[:200]) + ("\n…" if len(folder.ignored) > 200 else ""))
-        for name in folder.empty_classes:
-            st.warning(f"The class folder `{name}` holds no images.")
-if model is not None:
-    with about_model:
-        height, width = model.input_size
-        st.markdown(f"**Model `{model.name}`**")
-        st.markdown(
-            f"- input: {height or 'any'} × {width or 'any'} pixels, {model.channels} channel(s)\n"
-            f"- output width: {model.output_width} values per image\n"
-            f"- rescales its own pixels: {({True: 'yes', False: 'no'}).get(model.rescales_itself, 'unknown')}"
-        )
-
-ready = False
-if folder is not None and model is not None and order is not None:
-    with errors_shown():
         check_model_fits(model, len(order.names))
         check_preprocess(preprocess, model.channels)
         ready = True
