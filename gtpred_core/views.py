@@ -12,7 +12,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,10 @@ from .class_order import keras_order, natural_order
 from .folder import IMAGE_EXTENSIONS, ImageFolder
 from .model import MODEL_SUFFIXES
 from .run import Run
+
+if TYPE_CHECKING:  # only for type hints: views stay cheap to import
+    from .compare import RunComparison
+    from .store import StoredRun
 
 #: Column names of the mispredictions table (and of a confusion cell's files).
 MISPREDICTION_COLUMNS = ("index", "file", "true", "predicted", "confidence")
@@ -301,3 +305,218 @@ def class_folder_root(path: str | Path) -> Path:
         if not any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(inner)):
             return path  # the single folder is itself a class folder
         path = inner
+
+
+# ----- the run history ---------------------------------------------------------------------------
+#: Columns of the history table, newest run first.
+HISTORY_COLUMNS = ("id", "name", "created", "status", "model", "images", "n_images", "accuracy", "top5")
+
+
+def _when(created_at: str) -> str:
+    """``2025-11-23T20:05:11+00:00`` as ``2025-11-23 20:05 UTC`` (the store writes UTC)."""
+    return created_at.replace("T", " ")[:16] + " UTC" if created_at else ""
+
+
+def history_table(stored: Sequence["StoredRun"]) -> pd.DataFrame:
+    """One row per stored run with its key numbers, in the order given (the store's: newest first).
+
+    ``model`` and ``images`` are the file and folder names; the full paths stay in the run.
+    """
+    return pd.DataFrame(
+        [
+            {
+                "id": s.id,
+                "name": s.name,
+                "created": _when(s.created_at),
+                "status": s.status,
+                "model": Path(s.model).name,
+                "images": Path(s.images).name,
+                "n_images": s.n_images,
+                "accuracy": s.accuracy,
+                "top5": s.top5_accuracy,
+            }
+            for s in stored
+        ],
+        columns=list(HISTORY_COLUMNS),
+    )
+
+
+# ----- comparing two runs -----------------------------------------------------------------------
+#: Columns of a flips table (images right in one run and wrong in the other).
+FLIP_COLUMNS = ("file", "true", "pred_a", "confidence_a", "pred_b", "confidence_b", "direction", "index_a", "index_b")
+
+
+def comparison_per_class(comparison: "RunComparison") -> pd.DataFrame:
+    """One row per class (A's order): support, recall in A and B, and the B − A deltas."""
+    table = pd.DataFrame(comparison.per_class_deltas())
+    return table.rename(columns={"label": "class"})
+
+
+def confusion_delta_cells(comparison: "RunComparison") -> pd.DataFrame:
+    """The confusion difference B − A in long form (rows = true, columns = predicted)."""
+    names = list(comparison.class_names)
+    n = len(names)
+    count_a = np.asarray(comparison.metrics_a.confusion_matrix, dtype=np.int64).reshape(n, n)
+    count_b = np.asarray(comparison.metrics_b.confusion_matrix, dtype=np.int64).reshape(n, n)
+    true_idx, pred_idx = np.indices((n, n))
+    return pd.DataFrame(
+        {
+            "true": [names[i] for i in true_idx.ravel()],
+            "predicted": [names[j] for j in pred_idx.ravel()],
+            "count_a": count_a.ravel(),
+            "count_b": count_b.ravel(),
+            "delta": (count_b - count_a).ravel(),
+        }
+    )
+
+
+def flips_table(comparison: "RunComparison", direction: str | None = None) -> pd.DataFrame:
+    """The flipped images (``direction`` "right-to-wrong", "wrong-to-right", or None for both):
+    right-to-wrong first, then by file."""
+    flips = [f for f in comparison.flips if direction is None or f.direction == direction]
+    table = pd.DataFrame(
+        [
+            {
+                "file": f.path,
+                "true": f.true_label,
+                "pred_a": f.pred_a,
+                "confidence_a": f.confidence_a,
+                "pred_b": f.pred_b,
+                "confidence_b": f.confidence_b,
+                "direction": f.direction,
+                "index_a": f.index_a,
+                "index_b": f.index_b,
+            }
+            for f in flips
+        ],
+        columns=list(FLIP_COLUMNS),
+    )
+    order = table["direction"].map({"right-to-wrong": 0, "wrong-to-right": 1})
+    return table.assign(_order=order).sort_values(["_order", "file"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+# ----- a training: one run per epoch ------------------------------------------------------------
+COLLAPSE_CODE = "prediction-collapse"
+
+
+def _by_epoch(epochs: Sequence[int], runs: Sequence[Run]) -> list[tuple[int, Run]]:
+    if len(epochs) != len(runs):
+        raise ValueError(f"epochs ({len(epochs)}) and runs ({len(runs)}) must pair one run per epoch")
+    return list(zip((int(e) for e in epochs), runs))
+
+
+def epoch_table(epochs: Sequence[int], runs: Sequence[Run], logs: Sequence[dict] | None = None) -> pd.DataFrame:
+    """One row per epoch: evaluated accuracy and top-5, images, whether predictions collapsed
+    onto one class (the run's "prediction-collapse" warning), then the epoch's Keras logs."""
+    logs = list(logs) if logs is not None else [{} for _ in runs]
+    rows = []
+    for (epoch, run), log in zip(_by_epoch(epochs, runs), logs):
+        row = {
+            "epoch": epoch,
+            "accuracy": run.accuracy,
+            "top5": run.metrics.top5_accuracy,
+            "n_images": run.n_images,
+            "collapsed": COLLAPSE_CODE in run.warning_codes(),
+        }
+        row.update({f"log_{k}": v for k, v in log.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def collapsed_epochs(epochs: Sequence[int], runs: Sequence[Run]) -> list[int]:
+    """The epochs whose predictions collapse onto one class."""
+    return [e for e, run in _by_epoch(epochs, runs) if COLLAPSE_CODE in run.warning_codes()]
+
+
+def epoch_curves(epochs: Sequence[int], runs: Sequence[Run], logs: Sequence[dict] | None = None) -> pd.DataFrame:
+    """Per-epoch numbers in long form (``epoch``, ``kind``, ``series``, ``value``) for line charts.
+
+    ``kind`` is "accuracy" or "loss". The accuracy gtpred measured on the stored predictions is
+    series "evaluated accuracy"; numeric Keras log entries follow under their own names (``loss``,
+    ``val_loss`` as loss; names containing "acc" as accuracy; others are left out).
+    """
+    logs = list(logs) if logs is not None else [{} for _ in runs]
+    rows = []
+    for (epoch, run), log in zip(_by_epoch(epochs, runs), logs):
+        if run.accuracy is not None:
+            rows.append({"epoch": epoch, "kind": "accuracy", "series": "evaluated accuracy", "value": float(run.accuracy)})
+        for key, value in log.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            kind = "loss" if "loss" in key else "accuracy" if "acc" in key else None
+            if kind is not None:
+                rows.append({"epoch": epoch, "kind": kind, "series": key, "value": float(value)})
+    return pd.DataFrame(rows, columns=["epoch", "kind", "series", "value"])
+
+
+def recall_by_epoch(epochs: Sequence[int], runs: Sequence[Run]) -> pd.DataFrame:
+    """Per-class recall at each epoch in long form (``epoch``, ``class``, ``recall``)."""
+    return pd.DataFrame(
+        [
+            {"epoch": epoch, "class": c.label, "recall": c.recall}
+            for epoch, run in _by_epoch(epochs, runs)
+            for c in run.metrics.per_class
+        ],
+        columns=["epoch", "class", "recall"],
+    )
+
+
+def never_right(runs: Sequence[Run]) -> pd.DataFrame:
+    """Files predicted wrong in every run (of those all runs evaluated), with the last run's
+    prediction; most confident last mistake first. ``index`` is the row in the last run."""
+    if not runs:
+        return pd.DataFrame(columns=list(MISPREDICTION_COLUMNS))
+    last = runs[-1]
+    wrong = {p for p, ok in zip(last.paths, last.correct) if not ok}
+    for run in runs[:-1]:
+        wrong &= {p for p, ok in zip(run.paths, run.correct) if not ok}
+    rows = np.array([i for i, p in enumerate(last.paths) if p in wrong], dtype=np.int64)
+    return _rows_table(last, rows)
+
+
+def file_by_epoch(epochs: Sequence[int], runs: Sequence[Run], rel_path: str) -> pd.DataFrame:
+    """One file across epochs: the predicted class, its confidence, the true class's probability
+    and whether it was right (epochs whose run lacks the file are left out)."""
+    rows = []
+    for epoch, run in _by_epoch(epochs, runs):
+        i = file_position(run, rel_path)
+        if i is None:
+            continue
+        t, p = int(run.y_true[i]), int(run.y_pred[i])
+        rows.append(
+            {
+                "epoch": epoch,
+                "predicted": run.class_names[p],
+                "confidence": float(run.probabilities[i, p]),
+                "p_true": float(run.probabilities[i, t]),
+                "right": t == p,
+            }
+        )
+    return pd.DataFrame(rows, columns=["epoch", "predicted", "confidence", "p_true", "right"])
+
+
+def file_probabilities_by_epoch(
+    epochs: Sequence[int], runs: Sequence[Run], rel_path: str, k: int = 3
+) -> pd.DataFrame:
+    """The probabilities of one file at each epoch in long form (``epoch``, ``class``,
+    ``probability``, ``is_true``), for the true class and every class in some epoch's top ``k``."""
+    paired = [(e, run, file_position(run, rel_path)) for e, run in _by_epoch(epochs, runs)]
+    paired = [(e, run, i) for e, run, i in paired if i is not None]
+    shown: list[str] = []
+    for _, run, i in paired:
+        for name in [run.class_names[int(run.y_true[i])], *(name for name, _ in run.top_k(i, k))]:
+            if name not in shown:
+                shown.append(name)
+    rows = []
+    for epoch, run, i in paired:
+        true_name = run.class_names[int(run.y_true[i])]
+        for name in shown:
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "class": name,
+                    "probability": float(run.probabilities[i, run.class_names.index(name)]),
+                    "is_true": name == true_name,
+                }
+            )
+    return pd.DataFrame(rows, columns=["epoch", "class", "probability", "is_true"])

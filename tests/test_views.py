@@ -182,3 +182,133 @@ def test_class_folder_root_descends_through_wrapper_folders_only(tmp_path):
     (tmp_path / "single/cat").mkdir(parents=True)
     (tmp_path / "single/cat/a.png").write_bytes(b"")
     assert views.class_folder_root(tmp_path / "single") == tmp_path / "single"
+
+
+# ----- history, comparison, training ------------------------------------------------------------
+def _other_run(run, y_pred, probabilities=None, **info):
+    """``run``'s files and truth with other predictions (a second run of the same images)."""
+    from dataclasses import replace
+
+    n = len(CLASSES)
+    probabilities = probabilities if probabilities is not None else np.eye(n, dtype=np.float32)[y_pred] * 0.7 + 0.1
+    return assemble_run(
+        class_names=CLASSES,
+        paths=run.paths,
+        y_true=run.y_true,
+        y_pred=np.asarray(y_pred),
+        probabilities=probabilities,
+        info=replace(run.info, **info),
+    )
+
+
+def test_history_table_has_the_key_numbers_newest_first_and_short_names(tmp_path, run):
+    from gtpred_core.store import RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite3")
+    first = store.save(run, "first")
+    second = store.save(_other_run(run, [0, 0, 0, 1, 1, 2], model="/models/m.keras"), "second")
+    table = views.history_table(store.list())
+    assert list(table.columns) == list(views.HISTORY_COLUMNS)
+    assert list(table["id"]) == [second, first]
+    row = table.iloc[0]
+    assert row["name"] == "second" and row["status"] == "complete" and row["model"] == "m.keras"
+    assert row["n_images"] == 6 and row["accuracy"] == 1.0 and row["images"] == tmp_path.name
+    assert table.iloc[1]["accuracy"] == pytest.approx(3 / 6)
+    assert views.history_table([]).empty
+
+
+def test_comparison_tables_are_b_minus_a_and_list_each_flip(run):
+    from gtpred_core import compare_runs
+
+    # A (the fixture): cat row [1, 2, 0], dog row [1, 1, 0], fox row [0, 0, 1]; 3 right.
+    # B: b -> cat (wrong to right), d -> cat (right to wrong), e -> dog (wrong to right), the rest
+    # as in A; B: cat row [2, 1, 0], dog row [1, 1, 0], fox row [0, 0, 1].
+    b = _other_run(run, [0, 0, 1, 0, 1, 2])
+    comparison = compare_runs(run, b)
+    cells = views.confusion_delta_cells(comparison).set_index(["true", "predicted"])
+    assert cells.loc[("cat", "cat"), "count_a"] == 1 and cells.loc[("cat", "cat"), "count_b"] == 2
+    assert cells.loc[("cat", "cat"), "delta"] == 1 and cells.loc[("cat", "dog"), "delta"] == -1
+    assert cells.loc[("dog", "dog"), "delta"] == 0 and cells["delta"].sum() == 0
+    per_class = views.comparison_per_class(comparison).set_index("class")
+    assert per_class.loc["cat", "recall_a"] == pytest.approx(1 / 3)
+    assert per_class.loc["cat", "recall_delta"] == pytest.approx(1 / 3)
+    assert per_class.loc["fox", "recall_delta"] == 0
+    flips = views.flips_table(comparison)
+    assert list(flips.columns) == list(views.FLIP_COLUMNS)
+    assert list(flips["file"]) == ["dog/d.png", "cat/b.png", "dog/e.png"]  # right-to-wrong first
+    assert list(flips["direction"]) == ["right-to-wrong", "wrong-to-right", "wrong-to-right"]
+    d = flips.iloc[0]
+    assert (d["true"], d["pred_a"], d["pred_b"]) == ("dog", "dog", "cat")
+    assert d["confidence_a"] == pytest.approx(0.7) and d["confidence_b"] == pytest.approx(0.8)
+    assert list(views.flips_table(comparison, "wrong-to-right")["file"]) == ["cat/b.png", "dog/e.png"]
+    assert views.flips_table(compare_runs(run, run)).empty
+
+
+def _epochs(run):
+    """Three epochs of the fixture's files; epoch 3 predicts 'dog' for everything."""
+    return [1, 2, 3], [
+        run,
+        _other_run(run, [0, 1, 1, 1, 1, 2]),
+        _other_run(run, [1, 1, 1, 1, 1, 1]),
+    ]
+
+
+def _collapsed_run(n=12):
+    """``n`` files, a third of each class, all predicted 'dog': the core flags a collapse."""
+    y_true = np.arange(n) % 3
+    return assemble_run(
+        class_names=CLASSES,
+        paths=[f"{CLASSES[t]}/{i}.png" for i, t in enumerate(y_true)],
+        y_true=y_true,
+        y_pred=np.ones(n, dtype=np.int64),
+        probabilities=np.tile(np.array([0.1, 0.8, 0.1], dtype=np.float32), (n, 1)),
+    )
+
+
+def test_epoch_table_and_curves_take_accuracy_from_the_runs_and_loss_from_the_logs(run):
+    epochs, runs = _epochs(run)
+    logs = [{"loss": 1.5, "val_loss": 1.7, "accuracy": 0.4}, {"loss": 0.9}, {"checkpoint": "c3.keras"}]
+    table = views.epoch_table(epochs, runs, logs)
+    assert list(table["epoch"]) == [1, 2, 3]
+    assert list(table["accuracy"]) == pytest.approx([3 / 6, 4 / 6, 2 / 6])
+    assert table.loc[0, "log_loss"] == 1.5 and table.loc[2, "log_checkpoint"] == "c3.keras"
+    curves = views.epoch_curves(epochs, runs, logs)
+    loss = curves[curves.kind == "loss"]
+    assert list(zip(loss["epoch"], loss["series"], loss["value"])) == [(1, "loss", 1.5), (1, "val_loss", 1.7), (2, "loss", 0.9)]
+    evaluated = curves[curves.series == "evaluated accuracy"]
+    assert list(evaluated["value"]) == pytest.approx([3 / 6, 4 / 6, 2 / 6])
+    assert set(curves[curves.kind == "accuracy"]["series"]) == {"evaluated accuracy", "accuracy"}
+    with pytest.raises(ValueError, match="one run per epoch"):
+        views.epoch_table([1], runs)
+
+
+def test_an_epoch_whose_predictions_collapse_is_flagged(run):
+    epochs, runs = [1, 2], [run, _collapsed_run()]
+    assert "prediction-collapse" in runs[1].warning_codes()
+    assert views.collapsed_epochs(epochs, runs) == [2]
+    assert list(views.epoch_table(epochs, runs)["collapsed"]) == [False, True]
+
+
+def test_recall_by_epoch_and_the_files_never_predicted_right(run):
+    epochs, runs = _epochs(run)
+    recall = views.recall_by_epoch(epochs, runs).set_index(["epoch", "class"])["recall"]
+    assert recall[(1, "cat")] == pytest.approx(1 / 3) and recall[(2, "dog")] == 1.0 and recall[(3, "fox")] == 0.0
+    # wrong at every epoch: epoch 1 {b, c, e}, epoch 2 {b, c}, epoch 3 {a, b, c, f}
+    never = views.never_right(runs)
+    assert list(never.columns) == list(views.MISPREDICTION_COLUMNS)
+    assert sorted(never["file"]) == ["cat/b.png", "cat/c.png"]
+    assert set(never["predicted"]) == {"dog"}  # the last epoch's prediction
+    assert len(views.never_right(runs[2:])) == 4
+
+
+def test_one_file_across_epochs(run):
+    epochs, runs = _epochs(run)
+    by_epoch = views.file_by_epoch(epochs, runs, "dog/e.png")
+    assert list(by_epoch["predicted"]) == ["cat", "dog", "dog"]
+    assert list(by_epoch["right"]) == [False, True, True]
+    assert list(by_epoch["p_true"]) == pytest.approx([0.4, 0.8, 0.8])
+    probabilities = views.file_probabilities_by_epoch(epochs, runs, "dog/e.png", k=1)
+    assert set(probabilities["class"]) == {"dog", "cat"}  # the true class, and each epoch's top 1
+    assert probabilities.set_index(["epoch", "class"]).loc[(1, "cat"), "probability"] == pytest.approx(0.5)
+    assert list(probabilities[probabilities.is_true]["class"].unique()) == ["dog"]
+    assert views.file_by_epoch(epochs, runs, "nope.png").empty
