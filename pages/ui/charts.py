@@ -20,11 +20,7 @@ def confusion_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.La
     """
     names = list(class_names)
     pick = alt.selection_point(name=CELL, fields=["true", "predicted"], on="click", clear="dblclick")
-    side = max(28, min(48, 520 // max(1, len(names))))
-    base = alt.Chart(cells).encode(
-        x=alt.X("predicted:N", sort=names, title="Predicted class", axis=alt.Axis(labelAngle=-45, orient="top", labelOverlap=False)),
-        y=alt.Y("true:N", sort=names, title="True class", axis=alt.Axis(labelOverlap=False)),
-    )
+    base = _matrix_base(cells, names)
     rect = base.mark_rect(stroke="white", strokeWidth=1, cursor="pointer").encode(
         color=alt.Color(
             "share:Q",
@@ -44,7 +40,96 @@ def confusion_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.La
         text=alt.condition("datum.count > 0", alt.Text("count:Q"), alt.value("")),
         color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("#263238")),
     )
-    return (rect + text).properties(width=side * len(names), height=side * len(names))
+    return _sized(rect + text, names)
+
+
+def _matrix_base(cells: pd.DataFrame, names: list[str]) -> alt.Chart:
+    """Rows = true class, columns = predicted class, both in the order in use."""
+    return alt.Chart(cells).encode(
+        x=alt.X("predicted:N", sort=names, title="Predicted class", axis=alt.Axis(labelAngle=-45, orient="top", labelOverlap=False)),
+        y=alt.Y("true:N", sort=names, title="True class", axis=alt.Axis(labelOverlap=False)),
+    )
+
+
+def _sized(chart: alt.LayerChart, names: list[str]) -> alt.LayerChart:
+    side = max(28, min(48, 520 // max(1, len(names))))
+    return chart.properties(width=side * len(names), height=side * len(names))
+
+
+def confusion_delta_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.LayerChart:
+    """The confusion difference B − A (``views.confusion_delta_cells``): diverging colours, blue
+    where B has more images than A, red where fewer, white where equal; text = the signed change."""
+    names = list(class_names)
+    largest = max(1, int(cells["delta"].abs().max())) if len(cells) else 1
+    base = _matrix_base(cells, names)
+    rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
+        color=alt.Color(
+            "delta:Q",
+            title="Images, B − A",
+            scale=alt.Scale(scheme="redblue", domain=[-largest, largest], domainMid=0),
+        ),
+        tooltip=[
+            alt.Tooltip("true:N", title="True"),
+            alt.Tooltip("predicted:N", title="Predicted"),
+            alt.Tooltip("count_a:Q", title="Images in A"),
+            alt.Tooltip("count_b:Q", title="Images in B"),
+            alt.Tooltip("delta:Q", title="B − A", format="+d"),
+        ],
+    )
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.condition("datum.delta != 0", alt.Text("delta:Q", format="+d"), alt.value("")),
+        color=alt.condition(f"abs(datum.delta) > {largest / 2}", alt.value("white"), alt.value("#263238")),
+    )
+    return _sized(rect + text, names)
+
+
+def epoch_lines(table: pd.DataFrame, title: str, percent: bool = False) -> alt.Chart:
+    """Per-epoch numbers (``epoch``, ``series``, ``value``) as one line per series."""
+    axis = alt.Axis(format=".0%") if percent else alt.Axis()
+    return (
+        alt.Chart(table)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:O", title="Epoch", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("value:Q", title=title, axis=axis, scale=alt.Scale(zero=False)),
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+            tooltip=[alt.Tooltip("epoch:O"), alt.Tooltip("series:N"), alt.Tooltip("value:Q", format=".1%" if percent else ".4f")],
+        )
+        .properties(height=240)
+    )
+
+
+def recall_heatmap(table: pd.DataFrame, class_names: Sequence[str]) -> alt.Chart:
+    """Per-class recall by epoch (``views.recall_by_epoch``): one row per class, one column per epoch."""
+    names = list(class_names)
+    return (
+        alt.Chart(table)
+        .mark_rect(stroke="white", strokeWidth=1)
+        .encode(
+            x=alt.X("epoch:O", title="Epoch", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("class:N", sort=names, title="Class"),
+            color=alt.Color("recall:Q", title="Recall", scale=alt.Scale(scheme="blues", domain=[0, 1]), legend=alt.Legend(format=".0%")),
+            tooltip=[alt.Tooltip("epoch:O"), alt.Tooltip("class:N"), alt.Tooltip("recall:Q", format=".1%")],
+        )
+        .properties(height=max(120, 22 * len(names)))
+    )
+
+
+def file_probability_lines(table: pd.DataFrame) -> alt.Chart:
+    """One file's class probabilities by epoch (``views.file_probabilities_by_epoch``); the true
+    class drawn thick."""
+    return (
+        alt.Chart(table)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:O", title="Epoch", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("probability:Q", title="Probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+            color=alt.Color("class:N", title=None, legend=alt.Legend(orient="bottom")),
+            strokeWidth=alt.condition("datum.is_true", alt.value(4), alt.value(1.5)),
+            tooltip=[alt.Tooltip("epoch:O"), alt.Tooltip("class:N"), alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=220)
+    )
 
 
 def confidence_histogram(bins: pd.DataFrame) -> alt.Chart:
@@ -94,4 +179,4 @@ def top_k_bars(top: pd.DataFrame) -> alt.LayerChart:
         tooltip=[alt.Tooltip("class:N"), alt.Tooltip("probability:Q", format=".2%")],
     )
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("probability:Q", format=".1%"))
-    return (bars + labels).properties(height=34 * len(data) + 20)
+    return (bars + labels).properties(height=alt.Step(30))
