@@ -77,18 +77,32 @@ def image_detail(run: Run, rel: str) -> None:
     if index is None:
         st.info("That file is not part of this run.")
         return
-    top = views.top_k_table(run, index, k=5)
-    true_name = run.class_names[int(run.y_true[index])]
-    pred_name = run.class_names[int(run.y_pred[index])]
-    confidence = float(run.confidence[index])
+    large_image(run, rel)
+    prediction(run, index)
+
+
+def large_image(run: Run, rel: str) -> None:
+    """The file ``rel`` of ``run`` (under its images root), enlarged, with its path above."""
     st.markdown(f"**{rel}**")
     try:
         st.image(views.enlarged_image(views.image_path(run, rel), 256), width=256)
     except OSError:
         st.warning("The image file can no longer be read on the server.")
+
+
+def prediction(run: Run, index: int, who: str = "") -> None:
+    """File ``index`` of ``run``: true class, predicted class with its confidence, top-5 bars.
+
+    ``who`` names the run when several are shown side by side ("Run A", "Epoch 3").
+    """
+    top = views.top_k_table(run, index, k=5)
+    true_name = run.class_names[int(run.y_true[index])]
+    pred_name = run.class_names[int(run.y_pred[index])]
+    confidence = float(run.confidence[index])
     verdict = "right" if true_name == pred_name else "wrong"
+    lead = f"**{who}:** " if who else ""
     st.markdown(
-        f"True class **{true_name}** · predicted **{pred_name}** ({confidence:.1%}, {verdict})"
+        f"{lead}True class **{true_name}** · predicted **{pred_name}** ({confidence:.1%}, {verdict})"
     )
     st.caption("Top-5 probabilities" if len(top) == 5 else f"Probabilities (all {len(top)} classes)")
-    st.altair_chart(charts.top_k_bars(top), width="stretch")
+    st.altair_chart(charts.top_k_bars(top), width="stretch", key=f"top-k-{who}" if who else None)
