@@ -7,6 +7,9 @@
 | GTPRED_MAX_UPLOAD_MB  | largest uncompressed upload (zip contents included)      | 2048                 |
 | GTPRED_MAX_ZIP_FILES  | most entries an uploaded zip may hold                    | 200000               |
 | GTPRED_MAX_ZIP_RATIO  | largest compression ratio of a zip entry                 | 200                  |
+| GTPRED_WORKER_MEMORY_MB | address-space limit of the inference worker process    | 8192                 |
+| GTPRED_WORKER_TIME_LIMIT_S | longest one evaluation may run in the worker        | 3600                 |
+| GTPRED_ALLOW_SAVEDMODEL | 1 to accept uploaded TF SavedModels (they are code)     | 0                    |
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ class Settings:
     max_upload_mb: int
     max_zip_files: int
     max_zip_ratio: int
+    worker_memory_mb: int = 8192
+    worker_time_limit_s: float = 3600.0
+    allow_savedmodel: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -33,6 +39,9 @@ class Settings:
             max_upload_mb=int(env.get("GTPRED_MAX_UPLOAD_MB", "2048")),
             max_zip_files=int(env.get("GTPRED_MAX_ZIP_FILES", "200000")),
             max_zip_ratio=int(env.get("GTPRED_MAX_ZIP_RATIO", "200")),
+            worker_memory_mb=int(env.get("GTPRED_WORKER_MEMORY_MB", "8192")),
+            worker_time_limit_s=float(env.get("GTPRED_WORKER_TIME_LIMIT_S", "3600")),
+            allow_savedmodel=env.get("GTPRED_ALLOW_SAVEDMODEL", "0").strip().lower() in ("1", "true", "yes"),
         )
 
 

@@ -1,0 +1,203 @@
+"""Isolated inference: models are loaded and run in a worker process, never in the caller.
+
+A model file is code-adjacent and can exhaust memory or hang; in a worker, the damage stops at
+the worker. The worker has an address-space limit (``RLIMIT_AS``) and each request a time limit;
+a worker that dies or overruns is replaced, and the caller gets a plain ``WorkerError``. A live
+worker is reused for the next request (TensorFlow's import, ~4 s, is paid once per worker).
+
+    worker = InferenceWorker(memory_limit_mb=8192, time_limit_s=3600)
+    run = worker.evaluate("model.keras", "val/", class_order="natural", progress=print)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import GtpredError
+from .inference import ProgressCallback
+from .run import Run
+
+
+class WorkerError(GtpredError):
+    """The worker process died, ran out of memory, or ran past its time limit."""
+
+
+def _serve(fd: int, memory_limit_mb: int | None) -> None:
+    """The worker loop (``python -m gtpred_core.worker FD LIMIT``): one request at a time."""
+    import signal
+    from multiprocessing.connection import Connection
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if memory_limit_mb:
+        import resource
+
+        limit = memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    cancel = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: cancel.set())  # the caller's Cancel button
+    connection = Connection(fd)
+    from .evaluation import evaluate_folder
+    from .model import load_model
+
+    models: dict[tuple, Any] = {}  # the warm worker keeps models, keyed by file identity
+
+    def cached_model(path: str) -> Any:
+        if not os.path.isfile(path):
+            return path  # a folder (SavedModel) or a missing file: load_model explains
+        stat = os.stat(path)
+        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        if key not in models:
+            models.clear()
+            models[key] = load_model(path)
+        return models[key]
+
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        cancel.clear()
+        options = dict(request["options"])
+        db, name = options.pop("store_path", None), options.pop("run_name", None)
+        try:
+            sink = None
+            if db:
+                from .store import RunStore
+
+                sink = RunStore(db).writer(name)
+            run = evaluate_folder(
+                cached_model(request["model"]),
+                request["images"],
+                progress=lambda done, total: connection.send(("progress", done, total)),
+                cancel=cancel,
+                sink=sink,
+                **options,
+            )
+            connection.send(("result", run, getattr(sink, "run_id", None)))
+        except GtpredError as err:
+            connection.send(("error", type(err).__name__, err.message, err.fix, err.path))
+        except Exception as err:  # noqa: BLE001 - reported to the caller, who logs it
+            if isinstance(err, MemoryError) or type(err).__name__ == "ResourceExhaustedError":
+                limit = f" (limit {memory_limit_mb} MB)" if memory_limit_mb else ""
+                connection.send(("error", "MemoryError", f"The model needed more memory than the evaluation may use{limit}.", "Use a smaller batch size, or ask the server's admin for a higher GTPRED_WORKER_MEMORY_MB.", None))
+            else:
+                connection.send(("error", "unexpected", f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}", "", None))
+
+
+class InferenceWorker:
+    """One worker process, started on first use and reused while it lives. Thread-safe."""
+
+    def __init__(self, memory_limit_mb: int | None = 8192, time_limit_s: float | None = 3600) -> None:
+        self.memory_limit_mb = memory_limit_mb
+        self.time_limit_s = time_limit_s
+        self._process: subprocess.Popen | None = None
+        self._connection: Any = None
+        self._lock = threading.Lock()
+        self.last_run_id: int | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _start(self) -> None:
+        """A fresh interpreter (not a fork of this one, which may hold TF or server threads)."""
+        from multiprocessing.connection import Connection
+
+        ours, theirs = socket.socketpair()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "gtpred_core.worker", str(theirs.fileno()), str(self.memory_limit_mb or 0)],
+            pass_fds=(theirs.fileno(),),
+            cwd=str(Path(__file__).resolve().parents[1]),
+        )
+        theirs.close()
+        self._connection = Connection(ours.detach())
+
+    def stop(self) -> None:
+        """End the worker (politely, then by force)."""
+        if self._process is None:
+            return
+        try:
+            self._connection.send(None)
+            self._process.wait(timeout=5)
+        except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def evaluate(
+        self,
+        model: str | Path,
+        images: str | Path,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        store_path: str | Path | None = None,
+        run_name: str | None = None,
+        **options: Any,
+    ) -> Run:
+        """``evaluate_folder`` in the worker; same arguments (paths, not loaded objects).
+
+        With ``store_path``, the worker streams the run into that store (``self.last_run_id``).
+        """
+        with self._lock:
+            if not self.alive:
+                self._start()
+            started = time.monotonic()
+            self._connection.send(
+                {"model": str(model), "images": str(images), "options": {**options, "store_path": str(store_path) if store_path else None, "run_name": run_name}}
+            )
+            cancel_sent = False
+            while True:
+                if cancel is not None and cancel.is_set() and not cancel_sent:
+                    self._process.send_signal(signal.SIGUSR1)  # stops after the current batch
+                    cancel_sent = True
+                if self.time_limit_s is not None and time.monotonic() - started > self.time_limit_s:
+                    self._process.kill()
+                    self._process.wait()
+                    self._process = None
+                    raise WorkerError(
+                        f"The evaluation ran past its time limit of {self.time_limit_s:.0f} s and was stopped.",
+                        "Evaluate fewer images at once, or ask the server's admin for a higher GTPRED_WORKER_TIME_LIMIT_S.",
+                    )
+                if not self._connection.poll(0.1):
+                    if self._process.poll() is not None:
+                        raise self._died()
+                    continue
+                try:
+                    message = self._connection.recv()
+                except (EOFError, ConnectionResetError):
+                    raise self._died() from None
+                if message[0] == "progress" and progress is not None:
+                    progress(message[1], message[2])
+                elif message[0] == "result":
+                    self.last_run_id = message[2]
+                    return message[1]
+                elif message[0] == "error":
+                    _, kind, text, fix, path = message
+                    if kind == "unexpected":
+                        raise RuntimeError(text)
+                    raise (WorkerError if kind == "MemoryError" else GtpredError)(text, fix, path)
+
+    def _died(self) -> WorkerError:
+        code = self._process.wait(timeout=5)
+        self._process = None
+        memory = f" or ran out of its {self.memory_limit_mb} MB memory limit" if self.memory_limit_mb else ""
+        return WorkerError(
+            f"The evaluation process stopped unexpectedly (exit code {code}): the model crashed{memory}.",
+            "Check the model file; if it is very large, ask the server's admin for a higher GTPRED_WORKER_MEMORY_MB. "
+            "Nothing else was affected.",
+        )
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), int(sys.argv[2]) or None)
