@@ -231,7 +231,7 @@ def predict_files(
                 progress(total, total)  # trailing files were all dropped as undecodable
             last_index = total - 1
     n_seen = last_index + 1
-    reasons = {i: f"image is {p:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel safety limit" for i, p in too_big}
+    reasons = {i: f"its header declares {p:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel safety limit (not decoded)" for i, p in too_big}
     skipped = tuple(
         (int(i), reasons.get(int(i)) or describe_failure(paths[i], model.channels))
         for i in np.flatnonzero(~evaluated[:n_seen])
