@@ -38,14 +38,14 @@ def _follow(job) -> None:
     with st.container(border=True):
         st.markdown(f"**Evaluating {job.label}**")
         bar = st.progress(job.fraction, text=job.progress_text())
-        if st.button(
+        st.button(
             "Cancel",
             key="cancel_run",
             icon=":material/stop:",
+            on_click=job.cancel.set,  # callbacks run first in the rerun: no wait for the page
             disabled=job.cancel.is_set(),
             help="Stop after the current batch and keep the results so far.",
-        ):
-            job.cancel.set()
+        )
         while job.running:
             time.sleep(POLL_SECONDS)
             bar.progress(job.fraction, text=job.progress_text())

@@ -1,0 +1,138 @@
+"""Server-side time of the app's clicks on a run with 10,000 mistakes (a figure, not a test).
+
+Builds a synthetic Run with ``assemble_run`` over real PNG files (12,000 images, 10 classes,
+10,000 of them predicted wrong), registers it as the app does, and times Streamlit's own
+script runs (``AppTest``) for: opening Mispredictions, clicking a row (the detail view with
+its image and top-5 chart), turning a page (25 new thumbnails), filtering, and a click on the
+Results page's confusion matrix.
+
+    python bench/app_clicks.py [--images 12000] [--wrong 10000] [--repeat 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gtpred_core import RunInfo, assemble_run  # noqa: E402
+
+
+def synthetic_run(root: Path, n_images: int, n_wrong: int, n_classes: int = 10, seed: int = 0):
+    """``n_images`` real 32x32 PNGs in class folders; the first ``n_wrong`` predicted wrong."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    names = tuple(f"class_{k:02d}" for k in range(n_classes))
+    y_true = np.arange(n_images) % n_classes
+    y_pred = y_true.copy()
+    wrong = rng.permutation(n_images)[:n_wrong]
+    y_pred[wrong] = (y_true[wrong] + rng.integers(1, n_classes, size=n_wrong)) % n_classes
+    logits = rng.normal(size=(n_images, n_classes)).astype(np.float32)
+    logits[np.arange(n_images), y_pred] += rng.uniform(0.5, 6.0, size=n_images).astype(np.float32)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    paths = []
+    for k in range(n_classes):
+        (root / names[k]).mkdir(parents=True, exist_ok=True)
+    for i in range(n_images):
+        rel = f"{names[y_true[i]]}/img_{i:05d}.png"
+        Image.fromarray(rng.integers(0, 255, size=(32, 32), dtype=np.uint8), mode="L").save(root / rel)
+        paths.append(rel)
+    info = RunInfo(model="synthetic.keras", images=str(root), folder_classes=names, class_counts=tuple(np.bincount(y_true, minlength=n_classes)))
+    return assemble_run(class_names=names, paths=paths, y_true=y_true, y_pred=y_pred, probabilities=probabilities, info=info)
+
+
+def timed(action, repeat: int) -> list[float]:
+    seconds = []
+    for i in range(repeat):
+        started = time.perf_counter()
+        action(i)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def report(name: str, seconds: list[float]) -> None:
+    print(f"{name:<44} median {statistics.median(seconds) * 1000:7.1f} ms   max {max(seconds) * 1000:7.1f} ms   (n={len(seconds)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=12_000)
+    parser.add_argument("--wrong", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument(
+        "--post-script-gc",
+        action="store_true",
+        help="keep Streamlit's default garbage collection after every rerun (.streamlit/config.toml turns it off)",
+    )
+    args = parser.parse_args()
+
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    from gtpred_core import load_model
+    from gtpred_core.demo import DEMO_MODEL
+    from pages.ui import state
+
+    config.set_option("runner.postScriptGC", args.post_script_gc)
+    # As on a real server: TensorFlow is loaded, so Streamlit clears the Keras session after
+    # every rerun (part of each click's server-side time).
+    load_model(DEMO_MODEL)
+    state.warm_up().join()  # as the app does at start: import TensorFlow, then gc.freeze()
+
+    from gtpred_core import views
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        run = synthetic_run(Path(tmp) / "images", args.images, args.wrong)
+        print(f"synthetic run: {run.n_images:,} images, {int((~run.correct).sum()):,} mistakes, "
+              f"built in {time.perf_counter() - started:.1f} s")
+        run_id = state.run_registry().add(run)
+        table = views.mispredictions_table(run)
+
+        def app(page: str) -> AppTest:
+            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+            at.query_params["run"] = run_id
+            at.switch_page(page)
+            return at
+
+        at = app("pages/mispredictions.py")
+        report("open Mispredictions (first, cold thumbnails)", timed(lambda i: at.run(), 1))
+        report("rerun Mispredictions (warm)", timed(lambda i: at.run(), args.repeat))
+
+        def click_row(i: int) -> None:
+            at.session_state[state.table_key(1)] = {"selection": {"rows": [i % 25], "columns": []}}
+            at.run()
+
+        clicks = timed(click_row, args.repeat)
+        assert at.query_params["file"] == table["file"][(args.repeat - 1) % 25], "the click did not select"
+        report("click a misprediction row (server side)", clicks)
+
+        page_key = state.page_key([], [])
+        report("turn a page (25 new thumbnails)", timed(lambda i: at.number_input(key=page_key).set_value(i + 2).run(), args.repeat))
+        report("filter by a true class", timed(lambda i: at.multiselect(key="filter_true").set_value([run.class_names[i % 10]]).run(), args.repeat))
+
+        results = app("pages/results.py")
+        results.run()
+
+        def click_cell(i: int) -> None:
+            t, p = run.class_names[i % 10], run.class_names[(i + 1) % 10]
+            results.session_state["confusion"] = {"selection": {"cell": [{"true": t, "predicted": p}]}}
+            results.run()
+
+        report("click a confusion-matrix cell (Results)", timed(click_cell, args.repeat))
+        print(f"\nrunner.postScriptGC={args.post_script_gc}. Each figure is the whole server-side rerun")
+        print("for that click, including Streamlit's cleanup after it (Keras clear_session, GC);")
+        print("the browser's round trip and drawing come on top.")
+
+
+if __name__ == "__main__":
+    main()
