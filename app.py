@@ -21,6 +21,9 @@ page = st.navigation(
         st.Page("pages/results.py", title="Results", icon=":material/insights:"),
         st.Page("pages/mispredictions.py", title="Mispredictions", icon=":material/report:"),
         st.Page("pages/class_mapping.py", title="Class mapping", icon=":material/swap_vert:"),
+        st.Page("pages/history.py", title="History", icon=":material/history:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/training.py", title="Training", icon=":material/monitoring:"),
     ]
 )
 

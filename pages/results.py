@@ -6,7 +6,7 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import charts, panels, state
+from pages.ui import charts, panels, state, store
 
 CELL_PAGE_SIZE = 60
 
@@ -14,6 +14,7 @@ run = state.require_run()
 
 st.title("Results")
 st.markdown(panels.run_caption(run))
+store.show_stored_status(state.current_run_id())
 panels.run_warnings(run)
 
 if run.suggested_class_order:

@@ -20,6 +20,16 @@ from gtpred_core.demo import class_name_for_digit, demo_class_names, digit_image
 MODEL_SIZE = 16  # models take 16x16 input; the 32x32 files are resized by the pipeline
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _throwaway_run_store(tmp_path_factory):
+    """The app saves every run in the store at $GTPRED_DB: tests use a fresh file, never the
+    user's history (a test wanting its own store sets GTPRED_DB again with monkeypatch)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GTPRED_DB", str(tmp_path_factory.mktemp("run-store") / "runs.sqlite3"))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def digits() -> tuple[np.ndarray, np.ndarray]:
     return digit_images()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from gtpred_core import Run, Throughput
 
@@ -30,6 +30,7 @@ class EvaluationJob:
     finished: float | None = None
     run: Run | None = None
     error: BaseException | None = None
+    sink: Any = None  # where the run is saved as it goes (``store.SavingSink``), if anywhere
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property

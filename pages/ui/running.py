@@ -15,7 +15,7 @@ import time
 
 import streamlit as st
 
-from . import state
+from . import state, store
 from .errors import show_error
 
 POLL_SECONDS = 0.25
@@ -56,7 +56,9 @@ def collect_finished() -> bool:
     job = state.current_job()
     if job is None or job.running or job.run is None:
         return False
-    state.set_current_run(job.run)
+    run_id = state.set_current_run(job.run)
+    if job.sink is not None:
+        store.remember_stored(run_id, job.sink.run_id, job.sink.error)
     st.session_state["last_run_seconds"] = round(job.finished - job.started, 2)
     state.clear_job()
     return True

@@ -19,6 +19,7 @@ import streamlit as st
 from gtpred_core import ClassOrder, ImageFolder, LoadedModel, Run, evaluate_folder, index_image_folder, load_model
 from gtpred_core.settings import get_settings
 
+from . import store
 from .jobs import EvaluationJob, start_job
 
 RUN_PARAM = "run"
@@ -183,15 +184,22 @@ def start_evaluation(
     label: str,
     origin: str = "",
 ) -> EvaluationJob:
-    """Start evaluating in a worker thread; the Evaluate page polls it (see ``running``)."""
+    """Start evaluating in a worker thread; the Evaluate page polls it (see ``running``).
+
+    The run is saved in the run store as it goes (a cancelled run with the part done); a store
+    failure is kept on the job and shown, never losing the run itself.
+    """
+    source = order if isinstance(order, str) else order.source
+    sink = store.saving_sink(f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order")
     job = start_job(
         label,
         len(folder.files),
         functools.partial(
-            evaluate_folder, model, folder, class_order=order, preprocess=preprocess, batch_size=batch_size
+            evaluate_folder, model, folder, class_order=order, preprocess=preprocess, batch_size=batch_size, sink=sink
         ),
         origin=origin,
     )
+    job.sink = sink
     st.session_state["job"] = job
     return job
 

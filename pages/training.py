@@ -1,0 +1,177 @@
+"""Training: a stored training (one evaluation per epoch or checkpoint) over its epochs: the
+curves, per-class recall, any epoch's confusion matrix, and the images that flipped between two
+epochs or were never right (click one to follow it across the epochs)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gtpred_core import views
+
+from pages.ui import charts, panels, state, store
+from pages.ui.errors import errors_shown
+
+PAGE_SIZE = 20
+ROW_HEIGHT = 44
+RECORD_EXAMPLE = """\
+from gtpred_core import PredictionRecorder, RunStore
+
+recorder = PredictionRecorder("val/", store=RunStore())   # the app's GTPRED_DB
+model.fit(train, epochs=10, callbacks=[recorder])
+# or, for saved checkpoints:  python -m gtpred_core evaluate-checkpoints --models 'ckpt/*.keras' --images val/
+"""
+
+
+def _clickable_files(table, root: str, key: str, caption: str, labels: dict | None = None) -> None:
+    """A page of files (``views`` tables with a ``file`` column) with thumbnails; a row click
+    selects that file for the detail view. ``labels`` renames columns for display."""
+    if table.empty:
+        st.success("None.")
+        return
+    pages = views.page_count(len(table), PAGE_SIZE)
+    page = st.number_input(f"Page (of {pages:,}; {len(table):,} images)", 1, pages, 1, key=f"{key}-page") if pages > 1 else 1
+    shown = views.with_thumbnails(views.page_of(table, page, PAGE_SIZE), root, side=ROW_HEIGHT - 4)
+    columns = [c for c in ("thumbnail", "file", "true", "predicted", "confidence", "pred_a", "pred_b", "direction") if c in shown]
+    event = st.dataframe(
+        shown[columns],
+        hide_index=True,
+        row_height=ROW_HEIGHT,
+        height=ROW_HEIGHT * len(shown) + 38,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"{key}-{page}",
+        column_config={
+            "thumbnail": st.column_config.ImageColumn("image", width="small"),
+            "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
+            **(labels or {}),
+        },
+    )
+    st.caption(caption)
+    rows = state.new_selection(f"{key}-{page}", list(event["selection"]["rows"]))
+    if rows:
+        st.session_state["training_file"] = shown["file"][rows[0]]
+
+
+st.title("Training")
+
+trainings = None
+with errors_shown():
+    trainings = store.run_store().list_trainings()
+if trainings is None:
+    st.stop()
+if not trainings:
+    st.info("No training recorded yet. Record one while training, or from saved checkpoints, into the same run store:")
+    st.code(RECORD_EXAMPLE, language="python")
+    st.stop()
+
+names = {t.id: f"#{t.id} {t.name} · {t.n_epochs} epoch(s) · {t.status} · {t.created_at[:16].replace('T', ' ')}" for t in trainings}
+training_id = st.selectbox("Training", list(names), format_func=names.get, key="training")
+
+epochs = runs = None
+with errors_shown():
+    epochs = store.run_store().training_epochs(training_id)
+    runs = [store.loaded_run(e.run_id) for e in epochs]
+if not epochs:
+    st.info("This training has no recorded epoch yet.")
+    st.stop()
+numbers = [e.epoch for e in epochs]
+logs = [e.logs for e in epochs]
+root = runs[-1].info.images
+
+collapsed = views.collapsed_epochs(numbers, runs)
+if collapsed:
+    st.warning(
+        f"**Predictions collapse onto one class at epoch {', '.join(map(str, collapsed))}.** "
+        "The model predicts nearly one class for everything there; see that epoch below for the reason.",
+        icon=":material/warning:",
+    )
+
+st.header("Over the epochs")
+curves = views.epoch_curves(numbers, runs, logs)
+accuracy_col, loss_col = st.columns(2)
+with accuracy_col:
+    st.altair_chart(charts.epoch_lines(curves[curves["kind"] == "accuracy"], "Accuracy", percent=True), width="stretch")
+with loss_col:
+    loss = curves[curves["kind"] == "loss"]
+    if loss.empty:
+        st.info("No loss recorded (checkpoints evaluated after training carry no Keras logs).")
+    else:
+        st.altair_chart(charts.epoch_lines(loss, "Loss"), width="stretch")
+st.altair_chart(charts.recall_heatmap(views.recall_by_epoch(numbers, runs), runs[-1].class_names), width="stretch")
+st.dataframe(
+    views.epoch_table(numbers, runs, logs),
+    hide_index=True,
+    column_config={
+        "accuracy": st.column_config.NumberColumn(format="percent"),
+        "top5": st.column_config.NumberColumn("top-5", format="percent"),
+        "collapsed": st.column_config.CheckboxColumn("collapsed"),
+    },
+)
+
+st.header("One epoch")
+epoch = st.select_slider("Epoch", options=numbers, value=numbers[-1], key="epoch")
+run = runs[numbers.index(epoch)]
+st.markdown(f"Epoch **{epoch}**: accuracy **{run.accuracy:.1%}** on {run.n_images:,} images" if run.accuracy is not None else f"Epoch **{epoch}**")
+panels.run_warnings(run)
+matrix_col, cell_col = st.columns([3, 2])
+with matrix_col:
+    event = st.altair_chart(
+        charts.confusion_heatmap(views.confusion_cells(run), run.class_names),
+        on_select="rerun",
+        key="epoch_confusion",
+        width="content",
+    )
+with cell_col:
+    picked = event["selection"].get(charts.CELL) or []
+    if not picked:
+        st.info("Click a cell of the matrix to see the images in it.")
+    else:
+        true_name, pred_name = picked[0]["true"], picked[0]["predicted"]
+        files = views.cell_files(run, true_name, pred_name)
+        st.markdown(f"**Epoch {epoch}: true {true_name}, predicted {pred_name}: {len(files):,} images**")
+        _clickable_files(files, root, f"epoch_cell-{epoch}-{true_name}-{pred_name}", "Click a row to follow the image across the epochs below.")
+
+st.header("Images across the epochs")
+listing, detail = st.columns([3, 2], gap="large")
+with listing:
+    flips_tab, never_tab = st.tabs(["Flipped between two epochs", "Never predicted right"])
+    with flips_tab:
+        first_col, second_col = st.columns(2)
+        first = first_col.selectbox("From epoch", numbers, index=0, key="flip_from")
+        second = second_col.selectbox("To epoch", numbers, index=len(numbers) - 1, key="flip_to")
+        if first == second:
+            st.info("Choose two different epochs.")
+        else:
+            with errors_shown():
+                comparison = store.comparison(epochs[numbers.index(first)].run_id, epochs[numbers.index(second)].run_id)
+                st.caption(
+                    f"{len(comparison.flips_in('right-to-wrong')):,} right → wrong and "
+                    f"{len(comparison.flips_in('wrong-to-right')):,} wrong → right from epoch {first} to {second}."
+                )
+                _clickable_files(
+                    views.flips_table(comparison),
+                    root,
+                    f"epoch_flips-{training_id}-{first}-{second}",
+                    "Click a row to follow the image across the epochs.",
+                    labels={"pred_a": f"epoch {first}", "pred_b": f"epoch {second}"},
+                )
+    with never_tab:
+        _clickable_files(views.never_right(runs), root, f"never_right-{training_id}", f"Wrong at every one of the {len(runs)} epochs; the prediction shown is the last epoch's.")
+
+with detail:
+    rel = st.session_state.get("training_file")
+    if rel is None or views.file_position(run, rel) is None:
+        st.info("Click an image in a table to see it large with its probabilities at each epoch.")
+    else:
+        panels.large_image(run, rel)
+        by_epoch = views.file_by_epoch(numbers, runs, rel)
+        st.altair_chart(charts.file_probability_lines(views.file_probabilities_by_epoch(numbers, runs, rel)), width="stretch")
+        st.dataframe(
+            by_epoch,
+            hide_index=True,
+            column_config={
+                "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
+                "p_true": st.column_config.ProgressColumn("P(true class)", format="percent", min_value=0, max_value=1),
+            },
+        )
+        panels.prediction(run, views.file_position(run, rel), who=f"Epoch {epoch}")
