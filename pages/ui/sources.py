@@ -108,7 +108,16 @@ def _model_from_upload(uploaded: UploadedFile) -> Path:
         _digest(data),
         lambda dest: extract_zip_safely(io.BytesIO(data), dest, **_zip_limits()),
     )
-    return _savedmodel_in(folder)
+    model = _savedmodel_in(folder)
+    if model.is_dir() and not get_settings().allow_savedmodel:
+        # A .keras/.h5 loads in Keras' safe mode; a SavedModel's graph is code, run on load.
+        raise UploadError(
+            "This server does not accept uploaded TF SavedModels: loading one runs the "
+            "TensorFlow graph it contains, which is code from the upload.",
+            "Upload the model as a .keras or .h5 file, or ask the server's operator to set "
+            "GTPRED_ALLOW_SAVEDMODEL=1 if everyone who can reach it is trusted.",
+        )
+    return model
 
 
 def choose_model() -> Path | None:

@@ -169,6 +169,16 @@ def test_bad_uploads_show_a_message_with_the_fix_never_a_traceback():
     assert at.button(key="run").disabled
 
 
+def test_an_uploaded_savedmodel_is_refused_unless_the_server_allows_it(monkeypatch):
+    monkeypatch.delenv("GTPRED_ALLOW_SAVEDMODEL", raising=False)
+    at = open_app()
+    bundle = _zip({"sm/saved_model.pb": b"graph", "sm/variables/variables.index": b""})
+    at.file_uploader(key="model_upload").upload("sm.zip", bundle, "application/zip").run()
+    no_exceptions(at)
+    (error,) = [e.value for e in at.error]
+    assert "does not accept uploaded TF SavedModels" in error and "GTPRED_ALLOW_SAVEDMODEL=1" in error
+
+
 def test_uploads_evaluate_end_to_end_and_a_wrong_labels_file_is_explained():
     images = sorted(demo_folder().rglob("*.png"))[::8]  # about 100 images, all 10 classes
     bundle = _zip({f"val/{p.parent.name}/{p.name}": p.read_bytes() for p in images})
