@@ -109,7 +109,7 @@ st.dataframe(
 )
 
 st.header("One epoch")
-epoch = st.select_slider("Epoch", options=numbers, value=numbers[-1], key="epoch")
+epoch = st.select_slider("Epoch", options=numbers, value=numbers[-1], key=f"epoch-{training_id}")
 run = runs[numbers.index(epoch)]
 st.markdown(f"Epoch **{epoch}**: accuracy **{run.accuracy:.1%}** on {run.n_images:,} images" if run.accuracy is not None else f"Epoch **{epoch}**")
 panels.run_warnings(run)
@@ -118,7 +118,7 @@ with matrix_col:
     event = st.altair_chart(
         charts.confusion_heatmap(views.confusion_cells(run), run.class_names),
         on_select="rerun",
-        key="epoch_confusion",
+        key=f"epoch_confusion-{training_id}",
         width="content",
     )
 with cell_col:
@@ -129,7 +129,7 @@ with cell_col:
         true_name, pred_name = picked[0]["true"], picked[0]["predicted"]
         files = views.cell_files(run, true_name, pred_name)
         st.markdown(f"**Epoch {epoch}: true {true_name}, predicted {pred_name}: {len(files):,} images**")
-        _clickable_files(files, root, f"epoch_cell-{epoch}-{true_name}-{pred_name}", "Click a row to follow the image across the epochs below.")
+        _clickable_files(files, root, f"epoch_cell-{training_id}-{epoch}-{true_name}-{pred_name}", "Click a row to follow the image across the epochs below.")
 
 st.header("Images across the epochs")
 listing, detail = st.columns([3, 2], gap="large")
@@ -137,8 +137,8 @@ with listing:
     flips_tab, never_tab = st.tabs(["Flipped between two epochs", "Never predicted right"])
     with flips_tab:
         first_col, second_col = st.columns(2)
-        first = first_col.selectbox("From epoch", numbers, index=0, key="flip_from")
-        second = second_col.selectbox("To epoch", numbers, index=len(numbers) - 1, key="flip_to")
+        first = first_col.selectbox("From epoch", numbers, index=0, key=f"flip_from-{training_id}")
+        second = second_col.selectbox("To epoch", numbers, index=len(numbers) - 1, key=f"flip_to-{training_id}")
         if first == second:
             st.info("Choose two different epochs.")
         else:
