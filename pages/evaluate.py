@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gtpred_core import PREPROCESS_MODES, check_model_fits, resolve_class_order, views
+from gtpred_core.audit_help import AUDIT_CHECKS, AUDIT_EXAMPLE
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 from gtpred_core.preprocessing import check_preprocess
 
@@ -90,3 +91,14 @@ if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not r
         model, folder, order, preprocess=preprocess, batch_size=int(batch_size), label=images_path.name, origin="form"
     )
 running.show_job("form")
+
+with st.expander("Checking your own data pipeline", icon=":material/checklist:"):
+    st.markdown(
+        "gtpred reads the folder itself, in a fixed order. When you compute predictions with your "
+        "own pipeline (a `tf.data` dataset, `flow_from_directory`, a `PyDataset`, a generator), "
+        "`audit_data_source` checks what it will really feed `predict`/`evaluate`, so every "
+        "prediction is paired with its own file and label:"
+    )
+    st.code(AUDIT_EXAMPLE, language="python")
+    st.markdown("What it reports, and the fix for each:")
+    st.markdown("\n".join(f"- **`{check.code}`**: {check.problem} *Fix:* {check.fix}" for check in AUDIT_CHECKS))

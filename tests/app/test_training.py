@@ -173,3 +173,15 @@ def test_an_epoch_whose_predictions_collapse_is_flagged(trainings, monkeypatch):
     assert "predicts nearly one class" in " ".join(w.value for w in at.warning)  # epoch 2's own warning
     at.select_slider(key=f"epoch-{collapsed_id}").set_value(1).run()
     assert len(at.warning) == 1  # epoch 1 is fine; only the training-wide flag remains
+
+
+def test_the_evaluate_screen_explains_how_to_audit_ones_own_pipeline():
+    from gtpred_core.audit_help import AUDIT_CHECKS
+
+    at = open_app()
+    no_exceptions(at)
+    (help_box,) = [e for e in at.expander if e.label == "Checking your own data pipeline"]
+    assert "audit_data_source(" in help_box.code[0].value
+    listed = " ".join(m.value for m in help_box.markdown)
+    for check in AUDIT_CHECKS:
+        assert f"**`{check.code}`**" in listed and check.fix in listed
