@@ -107,7 +107,7 @@ def recall_heatmap(table: pd.DataFrame, class_names: Sequence[str]) -> alt.Chart
         .mark_rect(stroke="white", strokeWidth=1)
         .encode(
             x=alt.X("epoch:O", title="Epoch", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("class:N", sort=names, title="Class"),
+            y=alt.Y("class:N", sort=names, title="Class", axis=alt.Axis(labelOverlap=False)),
             color=alt.Color("recall:Q", title="Recall", scale=alt.Scale(scheme="blues", domain=[0, 1]), legend=alt.Legend(format=".0%")),
             tooltip=[alt.Tooltip("epoch:O"), alt.Tooltip("class:N"), alt.Tooltip("recall:Q", format=".1%")],
         )
