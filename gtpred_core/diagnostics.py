@@ -103,19 +103,19 @@ def check_class_order(
         cause = (
             "The natural order (Class_2 before Class_10) explains the predictions: the model "
             "was most likely trained with classes in natural order, while the folders sort as "
-            "strings. Evaluate with --class-order natural."
+            "strings. Evaluate with the natural class order (--class-order natural)."
         )
     elif suggestion.is_keras:
         cause = (
             "Keras' folder order (plain string sort) explains the predictions. Evaluate with "
-            "--class-order keras."
+            "Keras' folder order (--class-order keras)."
         )
     else:
         moved = sum(a != b for a, b in zip(suggestion.order, class_names))
         cause = (
             f"A different assignment of {moved} class names to the model's outputs explains "
-            "the predictions. Evaluate with the labels file or class_indices saved at training "
-            "time (--class-order FILE)."
+            "the predictions. Evaluate with the labels file or class_indices JSON saved at "
+            "training time as the class order (--class-order FILE)."
         )
     current = f"{accuracy:.1%}" if accuracy is not None else "n/a"
     message = (
@@ -147,12 +147,12 @@ def check_prediction_collapse(
     if rescales_itself and preprocess != "none":
         causes.append(
             f"the model has its own Rescaling/Normalization layer and --preprocess {preprocess} "
-            "scales the pixels a second time (try --preprocess none)"
+            "scales the pixels a second time (try preprocessing none: --preprocess none)"
         )
     elif rescales_itself is False and preprocess == "none":
         causes.append(
-            "the model has no Rescaling layer but receives 0..255 pixels (try --preprocess "
-            "rescale, or the preprocessing used in training)"
+            "the model has no Rescaling layer but receives 0..255 pixels (try preprocessing "
+            "rescale: --preprocess rescale, or the preprocessing used in training)"
         )
     causes += [
         "preprocessing applied twice or not at all",

@@ -60,8 +60,8 @@ class OutputWidthError(ModelError):
         super().__init__(
             f"The model outputs {output_width} values per image but the folder has "
             f"{n_classes} classes.",
-            "Point --images at the folder the model was trained for (one sub-folder per class), "
-            "or use the model trained for these classes.",
+            "Choose the image folder the model was trained for (one sub-folder per class), "
+            "or the model trained for these classes.",
             path,
         )
 
