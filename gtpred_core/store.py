@@ -10,6 +10,7 @@ version; ``MIGRATIONS`` bring an older file up to date, and a newer file is refu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -24,6 +25,8 @@ import numpy as np
 
 from .errors import GtpredError, InvariantError
 from .run import Run, RunInfo
+
+log = logging.getLogger("gtpred.store")
 
 #: Schema migrations; entry k brings a database from version k to k + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -195,6 +198,60 @@ class RunWriter:
         """Mark the run failed, keeping the rows already stored."""
         with self.store._transaction() as conn:
             conn.execute("UPDATE runs SET status = 'failed' WHERE id = ?", (self.run_id,))
+
+
+class GuardedWriter:
+    """A sink that saves into the store but never fails the evaluation.
+
+    The first store error is kept in ``error`` and saving stops (the partial stored run is
+    marked failed); inference goes on, so the results survive whatever happens to the database.
+    """
+
+    def __init__(self, writer: RunWriter | None, error: BaseException | None = None) -> None:
+        self.writer = writer
+        self.error = error
+
+    @classmethod
+    def into(cls, store_path: str | Path | None, name: str | None = None) -> "GuardedWriter":
+        """A guarded writer for the store at ``store_path`` (None: the default store); a store
+        that cannot open gives one that only keeps the error."""
+        try:
+            return cls(RunStore(store_path).writer(name))
+        except Exception as err:  # noqa: BLE001 - kept with the run; the evaluation must go on
+            log.warning("The run store cannot be opened: %s", err)
+            return cls(None, err)
+
+    @property
+    def run_id(self) -> int | None:
+        return self.writer.run_id if self.writer is not None and self.error is None else None
+
+    def _guard(self, step: str, *args: Any) -> None:
+        if self.writer is None or self.error is not None:
+            return
+        try:
+            getattr(self.writer, step)(*args)
+        except Exception as err:  # noqa: BLE001 - kept and shown; the evaluation must go on
+            log.warning("Saving the run in the store failed: %s", err)
+            self.error = err
+            if self.writer.run_id is not None and step != "fail":
+                try:
+                    self.writer.fail()
+                except Exception:  # noqa: BLE001 - the store is already failing
+                    pass
+
+    def start(self, info: RunInfo, class_names: Sequence[str]) -> int | None:
+        self._guard("start", info, class_names)
+        return self.run_id
+
+    def add_rows(self, paths: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray) -> None:
+        self._guard("add_rows", paths, y_true, y_pred, probabilities)
+
+    def finish(self, run: Run) -> int | None:
+        self._guard("finish", run)
+        return self.run_id
+
+    def fail(self) -> None:
+        self._guard("fail")
 
 
 def _now() -> str:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,31 @@ class WorkerError(GtpredError):
     """The worker process died, ran out of memory, or ran past its time limit."""
 
 
-def _serve(fd: int, memory_limit_mb: int | None) -> None:
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the worker read from a model (a LoadedModel without its callable), for display."""
+
+    path: Path
+    kind: str
+    input_size: tuple[int | None, int | None]
+    channels: int
+    output_width: int
+    activation: str | None
+    rescales_itself: bool | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def describe_model(model: Any) -> ModelFacts:
+    return ModelFacts(
+        path=model.path, kind=model.kind, input_size=model.input_size, channels=model.channels,
+        output_width=model.output_width, activation=model.activation, rescales_itself=model.rescales_itself,
+    )
+
+
+def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0) -> None:
     """The worker loop (``python -m gtpred_core.worker FD LIMIT``): one request at a time."""
     import signal
     from multiprocessing.connection import Connection
@@ -51,7 +76,7 @@ def _serve(fd: int, memory_limit_mb: int | None) -> None:
 
     def cached_model(path: str) -> Any:
         if not os.path.isfile(path):
-            return path  # a folder (SavedModel) or a missing file: load_model explains
+            return load_model(path)  # a SavedModel folder, or a missing file (load_model explains)
         stat = os.stat(path)
         key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
         if key not in models:
@@ -61,20 +86,31 @@ def _serve(fd: int, memory_limit_mb: int | None) -> None:
 
     while True:
         try:
+            if not connection.poll(idle_timeout_s):
+                return  # nobody has asked for a while (an abandoned session): free the memory
             request = connection.recv()
         except EOFError:
             return
         if request is None:
             return
+        if request.get("describe"):
+            try:
+                model = cached_model(request["describe"])
+                connection.send(("result", describe_model(model), None, None))
+            except GtpredError as err:
+                connection.send(("error", type(err).__name__, err.message, err.fix, err.path))
+            except Exception as err:  # noqa: BLE001 - reported to the caller, who logs it
+                connection.send(("error", "unexpected", f"{type(err).__name__}: {err}", "", None))
+            continue
         cancel.clear()
         options = dict(request["options"])
         db, name = options.pop("store_path", None), options.pop("run_name", None)
         try:
             sink = None
             if db:
-                from .store import RunStore
+                from .store import GuardedWriter
 
-                sink = RunStore(db).writer(name)
+                sink = GuardedWriter.into(db, name)  # a failing store never fails the run
             run = evaluate_folder(
                 cached_model(request["model"]),
                 request["images"],
@@ -83,7 +119,8 @@ def _serve(fd: int, memory_limit_mb: int | None) -> None:
                 sink=sink,
                 **options,
             )
-            connection.send(("result", run, getattr(sink, "run_id", None)))
+            store_error = str(sink.error) if sink is not None and sink.error is not None else None
+            connection.send(("result", run, getattr(sink, "run_id", None), store_error))
         except GtpredError as err:
             connection.send(("error", type(err).__name__, err.message, err.fix, err.path))
         except Exception as err:  # noqa: BLE001 - reported to the caller, who logs it
@@ -104,6 +141,7 @@ class InferenceWorker:
         self._connection: Any = None
         self._lock = threading.Lock()
         self.last_run_id: int | None = None
+        self.last_store_error: str | None = None  # why the last run could not be stored, if so
 
     @property
     def alive(self) -> bool:
@@ -147,46 +185,63 @@ class InferenceWorker:
     ) -> Run:
         """``evaluate_folder`` in the worker; same arguments (paths, not loaded objects).
 
-        With ``store_path``, the worker streams the run into that store (``self.last_run_id``).
+        With ``store_path``, the worker streams the run into that store (``self.last_run_id``;
+        a store failure never fails the run: ``self.last_store_error`` says why it was not saved).
         """
         with self._lock:
             if not self.alive:
                 self._start()
             started = time.monotonic()
             self._connection.send(
-                {"model": str(model), "images": str(images), "options": {**options, "store_path": str(store_path) if store_path else None, "run_name": run_name}}
+                {
+                    "model": str(getattr(model, "path", model)),
+                    "images": str(images) if isinstance(images, (str, Path)) else images,  # or an ImageFolder
+                    "options": {**options, "store_path": str(store_path) if store_path else None, "run_name": run_name},
+                }
             )
-            cancel_sent = False
-            while True:
-                if cancel is not None and cancel.is_set() and not cancel_sent:
-                    self._process.send_signal(signal.SIGUSR1)  # stops after the current batch
-                    cancel_sent = True
-                if self.time_limit_s is not None and time.monotonic() - started > self.time_limit_s:
-                    self._process.kill()
-                    self._process.wait()
-                    self._process = None
-                    raise WorkerError(
-                        f"The evaluation ran past its time limit of {self.time_limit_s:.0f} s and was stopped.",
-                        "Evaluate fewer images at once, or ask the server's admin for a higher GTPRED_WORKER_TIME_LIMIT_S.",
-                    )
-                if not self._connection.poll(0.1):
-                    if self._process.poll() is not None:
-                        raise self._died()
-                    continue
-                try:
-                    message = self._connection.recv()
-                except (EOFError, ConnectionResetError):
-                    raise self._died() from None
-                if message[0] == "progress" and progress is not None:
-                    progress(message[1], message[2])
-                elif message[0] == "result":
-                    self.last_run_id = message[2]
-                    return message[1]
-                elif message[0] == "error":
-                    _, kind, text, fix, path = message
-                    if kind == "unexpected":
-                        raise RuntimeError(text)
-                    raise (WorkerError if kind == "MemoryError" else GtpredError)(text, fix, path)
+            return self._wait(started, progress, cancel)
+
+    def describe(self, model: str | Path) -> ModelFacts:
+        """Load ``model`` in the worker (kept warm for the run) and return what it reads from it."""
+        with self._lock:
+            if not self.alive:
+                self._start()
+            self._connection.send({"describe": str(model)})
+            return self._wait(time.monotonic(), None, None)
+
+    def _wait(self, started: float, progress: ProgressCallback | None, cancel: threading.Event | None) -> Any:
+        """Relay progress and cancel until the worker answers; a dead or late worker is replaced."""
+        cancel_sent = False
+        while True:
+            if cancel is not None and cancel.is_set() and not cancel_sent:
+                self._process.send_signal(signal.SIGUSR1)  # stops after the current batch
+                cancel_sent = True
+            if self.time_limit_s is not None and time.monotonic() - started > self.time_limit_s:
+                self._process.kill()
+                self._process.wait()
+                self._process = None
+                raise WorkerError(
+                    f"The evaluation ran past its time limit of {self.time_limit_s:.0f} s and was stopped.",
+                    "Evaluate fewer images at once, or ask the server's admin for a higher GTPRED_WORKER_TIME_LIMIT_S.",
+                )
+            if not self._connection.poll(0.1):
+                if self._process.poll() is not None:
+                    raise self._died()
+                continue
+            try:
+                message = self._connection.recv()
+            except (EOFError, ConnectionResetError):
+                raise self._died() from None
+            if message[0] == "progress" and progress is not None:
+                progress(message[1], message[2])
+            elif message[0] == "result":
+                self.last_run_id, self.last_store_error = message[2], message[3]
+                return message[1]
+            elif message[0] == "error":
+                _, kind, text, fix, path = message
+                if kind == "unexpected":
+                    raise RuntimeError(text)
+                raise (WorkerError if kind == "MemoryError" else GtpredError)(text, fix, path)
 
     def _died(self) -> WorkerError:
         code = self._process.wait(timeout=5)
@@ -200,4 +255,7 @@ class InferenceWorker:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]) or None)
+    # Run the imported module's loop, so what it sends pickles as gtpred_core.worker.X, not __main__.X.
+    from gtpred_core.worker import _serve as serve
+
+    serve(int(sys.argv[1]), int(sys.argv[2]) or None)

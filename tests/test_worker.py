@@ -86,3 +86,16 @@ def test_a_run_past_the_time_limit_is_stopped(softmax_model, digits_dir):
     finally:
         worker.stop()
     assert time.monotonic() - started < 30
+
+
+def test_describe_reads_the_model_in_the_worker_and_the_store_failing_never_fails_the_run(worker, softmax_model, digits_dir, tmp_path):
+    facts = worker.describe(softmax_model)
+    assert (facts.input_size, facts.channels, facts.output_width, facts.rescales_itself) == ((16, 16), 3, 10, True)
+    (tmp_path / "weights.pt").write_bytes(b"torch weights")
+    with pytest.raises(GtpredError, match="weights.pt is not a model format"):
+        worker.describe(tmp_path / "weights.pt")
+    not_a_db = tmp_path / "not-a-db.sqlite3"
+    not_a_db.write_bytes(b"this is not SQLite" * 100)
+    run = worker.evaluate(softmax_model, digits_dir, store_path=not_a_db)
+    assert run.n_images == 300 and worker.last_run_id is None
+    assert "cannot be opened" in worker.last_store_error
