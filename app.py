@@ -13,7 +13,6 @@ from pages.ui.panels import run_caption
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 st.set_page_config(page_title="gtpred", page_icon=":material/fact_check:", layout="wide")
-state.warm_up()
 
 page = st.navigation(
     [

@@ -78,15 +78,11 @@ def main() -> None:
     from streamlit import config
     from streamlit.testing.v1 import AppTest
 
-    from gtpred_core import load_model
-    from gtpred_core.demo import DEMO_MODEL
     from pages.ui import state
 
     config.set_option("runner.postScriptGC", args.post_script_gc)
-    # As on a real server: TensorFlow is loaded, so Streamlit clears the Keras session after
-    # every rerun (part of each click's server-side time).
-    load_model(DEMO_MODEL)
-    state.warm_up().join()  # as the app does at start: import TensorFlow, then gc.freeze()
+    # As on a real server: models load and run in the inference worker process, so the web
+    # server never imports TensorFlow and Streamlit has no Keras session to clear per rerun.
 
     from gtpred_core import views
 

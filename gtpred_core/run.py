@@ -200,6 +200,14 @@ class Run:
         )
 
 
+def _as_array(values: Any, dtype: type) -> np.ndarray:
+    """``values`` as an array of ``dtype``, the same object when it already is one (so a
+    relabelled run shares its predictions; ``np.asarray`` copies e.g. unpickled arrays)."""
+    if isinstance(values, np.ndarray) and values.dtype == dtype:
+        return values
+    return np.asarray(values, dtype=dtype)
+
+
 def assemble_run(
     *,
     class_names: Sequence[str],
@@ -214,9 +222,9 @@ def assemble_run(
 ) -> Run:
     """Build a Run from paired predictions: computes metrics and the prediction checks."""
     info = info or RunInfo()
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    probabilities = np.asarray(probabilities, dtype=np.float32)
+    y_true = _as_array(y_true, np.int64)
+    y_pred = _as_array(y_pred, np.int64)
+    probabilities = _as_array(probabilities, np.float32)
     if not (len(paths) == len(y_true) == len(y_pred) == len(probabilities)):
         raise ValueError(
             f"paths ({len(paths)}), y_true ({len(y_true)}), y_pred ({len(y_pred)}) and "

@@ -147,6 +147,11 @@ class InferenceWorker:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def busy(self) -> bool:
+        """True while a request is being served."""
+        return self._lock.locked()
+
     def _start(self) -> None:
         """A fresh interpreter (not a fork of this one, which may hold TF or server threads)."""
         from multiprocessing.connection import Connection
@@ -252,6 +257,36 @@ class InferenceWorker:
             "Check the model file; if it is very large, ask the server's admin for a higher GTPRED_WORKER_MEMORY_MB. "
             "Nothing else was affected.",
         )
+
+
+class WorkerPool:
+    """At most ``max_workers`` live workers, one per key (a user's session), least recently used
+    idle ones stopped first: each session keeps a warm worker, and memory stays bounded however
+    many sessions come and go. Always ask the pool (``get``) rather than keeping a worker."""
+
+    def __init__(self, max_workers: int = 4, **limits: Any) -> None:
+        self.max_workers = max_workers
+        self.limits = limits
+        self._workers: dict[str, InferenceWorker] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> InferenceWorker:
+        with self._lock:
+            worker = self._workers.pop(key, None) or InferenceWorker(**self.limits)
+            self._workers[key] = worker  # the most recently used is last
+            for other_key in list(self._workers):
+                if len(self._workers) <= self.max_workers:
+                    break
+                other = self._workers[other_key]
+                if other is not worker and not other.busy:
+                    self._workers.pop(other_key).stop()
+            return worker
+
+    def stop_all(self) -> None:
+        with self._lock:
+            for worker in self._workers.values():
+                worker.stop()
+            self._workers.clear()
 
 
 if __name__ == "__main__":

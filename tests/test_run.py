@@ -50,3 +50,11 @@ def test_top_k_lists_the_most_probable_classes_first(trap_run):
 def test_assemble_run_refuses_misaligned_inputs():
     with pytest.raises(ValueError, match="one entry per file"):
         assemble_run(class_names=["a", "b"], paths=["x"], y_true=[0, 1], y_pred=[0, 1], probabilities=np.eye(2))
+
+
+def test_relabel_shares_the_prediction_arrays_even_after_a_pickle_round_trip(trap_run):
+    import pickle
+
+    travelled = pickle.loads(pickle.dumps(trap_run))  # as a run arrives from the worker process
+    fixed = travelled.relabel(travelled.suggested_class_order)
+    assert fixed.probabilities is travelled.probabilities and fixed.y_pred is travelled.y_pred

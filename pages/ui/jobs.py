@@ -30,7 +30,7 @@ class EvaluationJob:
     finished: float | None = None
     run: Run | None = None
     error: BaseException | None = None
-    sink: Any = None  # where the run is saved as it goes (``store.SavingSink``), if anywhere
+    sink: Any = None  # where the run was stored (``state.SavedAs``: run_id, error), if anywhere
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property

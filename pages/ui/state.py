@@ -7,16 +7,16 @@ misprediction finds its run again without re-running inference, until the server
 
 from __future__ import annotations
 
-import functools
-import gc
 import secrets
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from gtpred_core import ClassOrder, ImageFolder, LoadedModel, Run, evaluate_folder, index_image_folder, load_model
+from gtpred_core import ClassOrder, GtpredError, ImageFolder, Run, index_image_folder
+from gtpred_core.worker import InferenceWorker, ModelFacts, WorkerPool
 from gtpred_core.settings import get_settings
 
 from . import store
@@ -139,7 +139,25 @@ def new_selection(key: str, rows: list[int]) -> list[int]:
     return rows
 
 
-# ----- cached model and folder loading -----------------------------------------------------------
+# ----- the session's inference worker and what it reads from models ------------------------------
+@st.cache_resource(show_spinner=False)
+def worker_pool() -> WorkerPool:
+    """The server's inference workers: at most GTPRED_MAX_WORKERS processes (memory and time
+    limits from the settings), one per session, least recently used idle ones stopped first."""
+    settings = get_settings()
+    return WorkerPool(
+        settings.max_workers, memory_limit_mb=settings.worker_memory_mb, time_limit_s=settings.worker_time_limit_s
+    )
+
+
+def session_worker() -> InferenceWorker:
+    """This session's inference worker: a separate process that loads models and runs
+    evaluations, reused for the session's runs while it lives. TensorFlow is imported there,
+    never in the web server."""
+    key = st.session_state.setdefault("worker_key", secrets.token_hex(8))
+    return worker_pool().get(key)
+
+
 def _fingerprint(path: Path) -> tuple[int, int]:
     """(mtime_ns, size) of a model file, or of a SavedModel folder's files together."""
     if path.is_dir():
@@ -149,18 +167,17 @@ def _fingerprint(path: Path) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_size
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _load_model(path: str, mtime_ns: int, size: int) -> LoadedModel:
-    return load_model(path)
-
-
-def cached_model(path: str | Path) -> LoadedModel:
-    """Load a model once per file version (path + modification time + size); uploads are
-    stored under their content hash, so an uploaded file is keyed by its bytes too."""
+def cached_model(path: str | Path) -> ModelFacts:
+    """What the model says of itself (input size, channels, output width), read by the session's
+    worker once per file version (path + modification time + size); the worker keeps the model
+    loaded for the run. Uploads are stored under their content hash, so they are keyed by bytes."""
     path = Path(path)
-    if not path.exists():
-        return load_model(path)  # raises the core's ModelError naming the path
-    return _load_model(str(path), *_fingerprint(path))
+    key = (str(path), *_fingerprint(path)) if path.exists() else (str(path),)
+    facts = st.session_state.setdefault("model_facts", {})
+    if key not in facts:
+        with st.spinner("Loading the model…"):
+            facts[key] = session_worker().describe(path)  # a missing/bad file raises its error
+    return facts[key]
 
 
 @st.cache_data(ttl=30, max_entries=16, show_spinner="Reading the image folder…")
@@ -175,7 +192,7 @@ def data_root() -> Path:
 
 # ----- running an evaluation ---------------------------------------------------------------------
 def start_evaluation(
-    model: LoadedModel,
+    model: ModelFacts,
     folder: ImageFolder,
     order: ClassOrder | str,
     *,
@@ -184,24 +201,43 @@ def start_evaluation(
     label: str,
     origin: str = "",
 ) -> EvaluationJob:
-    """Start evaluating in a worker thread; the Evaluate page polls it (see ``running``).
+    """Start evaluating in the session's worker process; the Evaluate page polls the job.
 
-    The run is saved in the run store as it goes (a cancelled run with the part done); a store
-    failure is kept on the job and shown, never losing the run itself.
+    The worker saves the run in the run store as it goes (a cancelled run with the part done); a
+    store failure is kept on the job and shown, never losing the run itself.
     """
     source = order if isinstance(order, str) else order.source
-    sink = store.saving_sink(f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order")
-    job = start_job(
-        label,
-        len(folder.files),
-        functools.partial(
-            evaluate_folder, model, folder, class_order=order, preprocess=preprocess, batch_size=batch_size, sink=sink
-        ),
-        origin=origin,
-    )
-    job.sink = sink
+    worker = session_worker()
+    saved = SavedAs()
+
+    def evaluate(progress, cancel) -> Run:
+        run = worker.evaluate(
+            model.path,
+            folder,
+            class_order=order,
+            preprocess=preprocess,
+            batch_size=batch_size,
+            progress=progress,
+            cancel=cancel,
+            store_path=store.store_path(),
+            run_name=f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order",
+        )
+        saved.run_id = worker.last_run_id
+        saved.error = GtpredError(worker.last_store_error) if worker.last_store_error else None
+        return run
+
+    job = start_job(label, len(folder.files), evaluate, origin=origin)
+    job.sink = saved
     st.session_state["job"] = job
     return job
+
+
+@dataclass
+class SavedAs:
+    """Where the worker stored a run (filled in when the job finishes), or why it could not."""
+
+    run_id: int | None = None
+    error: BaseException | None = None
 
 
 def current_job() -> EvaluationJob | None:
@@ -225,26 +261,3 @@ def table_key(page: int, true_classes: list[str] = (), pred_classes: list[str] =
 def page_key(true_classes: list[str], pred_classes: list[str]) -> str:
     """The page number's key: each filter starts on page 1."""
     return f"mispredictions-page-{_filters_tag(true_classes, pred_classes)}"
-
-
-@st.cache_resource(show_spinner=False)
-def warm_up() -> threading.Thread:
-    """Import TensorFlow/Keras once per server in the background (about 4 s), so the first
-    click on Run or the demo does not pay for it; then freeze what the import made.
-
-    Why freeze: once Keras is imported, Streamlit calls ``keras.backend.clear_session()`` after
-    every rerun, which runs a full garbage collection over TensorFlow's ~400,000 objects: about
-    0.5 s of CPU after every click (bench/app_clicks.py). ``gc.freeze()`` moves the objects
-    that exist now, modules and all, out of the collector's sight (they live for the whole
-    server anyway), and that collection drops to about 1 ms.
-    """
-
-    def work() -> None:
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-
-        gc.freeze()
-
-    thread = threading.Thread(target=work, name="gtpred-warm-up", daemon=True)
-    thread.start()
-    return thread

@@ -1,5 +1,6 @@
 """The run store as the app uses it: one ``RunStore`` per server and database file, cached
-loading of stored runs, and saving an evaluation as it goes without ever risking its results.
+loading of stored runs, and where the inference worker saves each evaluation as it goes (a store failure never costs
+the results: the worker uses ``gtpred_core.store.GuardedWriter``).
 
 The database path comes from ``GTPRED_DB`` (``gtpred_core.store.default_db_path``), read on every
 call, so the cache holds one store per file.
@@ -15,7 +16,7 @@ import streamlit as st
 
 from gtpred_core import GtpredError, Run, RunInfo
 from gtpred_core.compare import RunComparison, compare_runs
-from gtpred_core.store import RunStore, RunWriter, StoredRun, default_db_path
+from gtpred_core.store import RunStore, StoredRun, default_db_path
 
 log = logging.getLogger("gtpred.app")
 
@@ -59,59 +60,9 @@ def openable(row: StoredRun) -> bool:
 
 
 # ----- saving an evaluation as it goes ------------------------------------------------------------
-class SavingSink:
-    """``evaluate_folder``'s sink that streams the run into the store and never fails the run.
-
-    Runs in the evaluation's worker thread (no Streamlit calls). The first store error is kept in
-    ``error`` and saving stops (the partial stored run is marked failed); inference goes on, so
-    the session keeps its results whatever happens to the database.
-    """
-
-    def __init__(self, writer: RunWriter | None, error: BaseException | None = None) -> None:
-        self.writer = writer
-        self.error = error
-
-    @property
-    def run_id(self) -> int | None:
-        return self.writer.run_id if self.writer is not None and self.error is None else None
-
-    def _guard(self, step: str, *args) -> None:
-        if self.writer is None or self.error is not None:
-            return
-        try:
-            getattr(self.writer, step)(*args)
-        except Exception as err:  # noqa: BLE001 - kept and shown; the evaluation must go on
-            log.warning("Saving the run in the store failed: %s", err)
-            self.error = err
-            if self.writer.run_id is not None and step != "fail":
-                try:
-                    self.writer.fail()
-                except Exception:  # noqa: BLE001 - the store is already failing
-                    pass
-
-    def start(self, info: RunInfo, class_names: Sequence[str]) -> int | None:
-        self._guard("start", info, class_names)
-        return self.run_id
-
-    def add_rows(self, paths: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray) -> None:
-        self._guard("add_rows", paths, y_true, y_pred, probabilities)
-
-    def finish(self, run: Run) -> int | None:
-        self._guard("finish", run)
-        return self.run_id
-
-    def fail(self) -> None:
-        self._guard("fail")
-
-
-def saving_sink(name: str | None = None) -> SavingSink:
-    """A sink saving into the server's store; when the store cannot open, one that only keeps
-    the error (the evaluation still runs)."""
-    try:
-        return SavingSink(run_store().writer(name))
-    except Exception as err:  # noqa: BLE001 - shown with the run; the evaluation must go on
-        log.warning("The run store cannot be opened: %s", err)
-        return SavingSink(None, err)
+def store_path() -> str:
+    """Where the inference worker streams runs: the configured store file (``GTPRED_DB``)."""
+    return str(default_db_path())
 
 
 # ----- which stored run the session's run is --------------------------------------------------------

@@ -15,7 +15,7 @@ from gtpred_core.demo import DEMO_MODEL, demo_folder
 
 from pages.ui import state
 from pages.ui.jobs import start_job
-from pages.ui.store import SavingSink
+from gtpred_core.store import GuardedWriter
 
 from app_helpers import no_exceptions, open_app
 from stored_runs import demo_runs, fresh_store
@@ -149,7 +149,7 @@ def test_a_cancelled_evaluation_is_stored_with_the_part_done_and_a_store_failure
 
         return evaluate_folder(model, folder, batch_size=8, progress=report, cancel=cancel, sink=sink)
 
-    sink = SavingSink(store.writer("cancelled demo"))
+    sink = GuardedWriter(store.writer("cancelled demo"))
     job = start_job("demo", len(folder.files), functools.partial(evaluate, sink=sink))
     assert first_batch.wait(60)
     job.cancel.set()
@@ -162,7 +162,7 @@ def test_a_cancelled_evaluation_is_stored_with_the_part_done_and_a_store_failure
     # the error is kept for the page, and the partial stored run is marked failed.
     with sqlite3.connect(store.path) as conn:
         conn.execute("DROP TABLE predictions")
-    broken = SavingSink(store.writer("broken", chunk_rows=64))
+    broken = GuardedWriter(store.writer("broken", chunk_rows=64))
     run = evaluate_folder(model, folder, batch_size=128, sink=broken)
     assert run.n_images == 797 and run.info.status == "complete"
     assert "no such table" in str(broken.error)
