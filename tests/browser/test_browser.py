@@ -219,3 +219,36 @@ def _pick(page, label: str, option: str) -> None:
     page.get_by_role("combobox", name=label).click()
     page.get_by_role("option", name=option, exact=True).click()
     _idle(page)
+
+
+def test_two_browser_sessions_evaluating_at_once_each_get_their_own_results(server):
+    """Session A (natural order, server folder) and session B (the demo, Keras order) run at the
+    same time, each in its own worker process; each ends with its own, correct numbers."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        a = browser.new_context(viewport={"width": 1500, "height": 1900}).new_page()
+        b = browser.new_context(viewport={"width": 1500, "height": 1900}).new_page()
+        for page in (a, b):
+            page.set_default_timeout(120_000)
+            page.goto(server)
+        a.get_by_text("On the server", exact=True).click()
+        a.get_by_role("combobox", name="Model under the data root").wait_for()
+        _pick(a, "Model under the data root", "models/digits_cnn.keras")
+        _pick(a, "Open a sub-folder", "digits")
+        a.get_by_text("797 images in 10 classes").wait_for()
+        a.get_by_text("Natural order (Class_2 before Class_10)").click()
+        _idle(a)
+        b.get_by_role("button", name="Run the demo").wait_for()
+        a.get_by_role("button", name="Run", exact=True).click()
+        b.get_by_role("button", name="Run the demo").click()  # while A is running
+        for page in (a, b):
+            page.get_by_role("heading", name="Confusion matrix").wait_for()
+        a.screenshot(path=ARTIFACTS / "browser-session-a.png")
+        b.screenshot(path=ARTIFACTS / "browser-session-b.png")
+        accuracy_a = a.locator('[data-testid="stMetricValue"]').first.inner_text()
+        accuracy_b = b.locator('[data-testid="stMetricValue"]').first.inner_text()
+        assert (accuracy_a, accuracy_b) == ("92.3%", "8.7%")
+        assert "class order natural" in a.get_by_text("class order").first.inner_text()
+        browser.close()
