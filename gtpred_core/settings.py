@@ -11,6 +11,7 @@
 | GTPRED_WORKER_TIME_LIMIT_S | longest one evaluation may run in the worker        | 3600                 |
 | GTPRED_ALLOW_SAVEDMODEL | 1 to accept uploaded TF SavedModels (they are code)     | 0                    |
 | GTPRED_MAX_WORKERS    | most inference worker processes alive at once            | 4                    |
+| GTPRED_SCRATCH_TTL_H  | uploads unused this long (hours) are deleted             | 24                   |
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Settings:
     worker_time_limit_s: float = 3600.0
     allow_savedmodel: bool = False
     max_workers: int = 4
+    scratch_ttl_hours: float = 24.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -45,6 +47,7 @@ class Settings:
             worker_time_limit_s=float(env.get("GTPRED_WORKER_TIME_LIMIT_S", "3600")),
             allow_savedmodel=env.get("GTPRED_ALLOW_SAVEDMODEL", "0").strip().lower() in ("1", "true", "yes"),
             max_workers=int(env.get("GTPRED_MAX_WORKERS", "4")),
+            scratch_ttl_hours=float(env.get("GTPRED_SCRATCH_TTL_H", "24")),
         )
 
 

@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -401,3 +402,28 @@ def remove_scratch(path: str | Path) -> None:
         shutil.rmtree(target)
     else:
         os.unlink(target)
+
+
+def prune_scratch(max_age_s: float) -> list[Path]:
+    """Remove scratch folders not used for ``max_age_s`` seconds; return what was removed.
+
+    Streamlit tells the app nothing when a session ends, so uploads are freed by age instead:
+    a folder's modification time is its last use (callers touch it when they reuse an upload).
+    """
+    area = _scratch_area()
+    if not area.is_dir():
+        return []
+    cutoff = time.time() - max_age_s
+    removed = []
+    for entry in os.scandir(area):
+        if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+            remove_scratch(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def scratch_folder_of(path: str | Path) -> Path:
+    """The scratch folder (a direct child of the scratch area) that holds ``path``."""
+    area = Path(os.path.realpath(_scratch_area()))
+    relative = Path(os.path.realpath(path)).relative_to(area)
+    return area / relative.parts[0]

@@ -489,3 +489,20 @@ def test_remove_scratch_only_deletes_inside_the_scratch_area(tmp_path, monkeypat
     remove_scratch(folder)
     assert not folder.exists()
     remove_scratch(folder)  # twice is fine
+
+
+def test_scratch_folders_unused_for_long_are_pruned_and_recent_ones_kept(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from gtpred_core.uploads import prune_scratch, scratch_dir, scratch_folder_of
+
+    monkeypatch.setenv("GTPRED_CACHE_DIR", str(tmp_path / "cache"))
+    old, recent = scratch_dir("model-"), scratch_dir("images-")
+    (old / "m.keras").write_bytes(b"x")
+    (recent / "val").mkdir()
+    long_ago = time.time() - 3 * 24 * 3600
+    os.utime(old, (long_ago, long_ago))
+    assert prune_scratch(24 * 3600) == [old]
+    assert not old.exists() and recent.exists()
+    assert scratch_folder_of(recent / "val") == recent

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 import zipfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from gtpred_core import ModelError, views
 from gtpred_core.errors import UploadError
 from gtpred_core.settings import get_settings
-from gtpred_core.uploads import extract_zip_safely, list_subfolders, resolve_inside_root, scratch_dir
+from gtpred_core.uploads import extract_zip_safely, list_subfolders, prune_scratch, resolve_inside_root, scratch_dir, scratch_folder_of
 
 from . import state
 from .errors import errors_shown
@@ -57,7 +58,9 @@ def _stored(kind: str, digest: str, save) -> Path:
     with store.lock:
         path = store.paths.get(key)
         if path is not None and path.exists():
+            os.utime(scratch_folder_of(path))  # in use again: not old enough to prune
             return path
+        prune_scratch(get_settings().scratch_ttl_hours * 3600)  # free uploads nobody used for long
         path = save(scratch_dir(kind + "-"))
         store.paths[key] = path
         return path
