@@ -89,23 +89,11 @@ def _load_keras(path: Path, kind: str) -> LoadedModel:
             "Save a model with a single image input and a single classification head.",
             path,
         )
-    input_shape = tuple(model.inputs[0].shape)
-    output_shape = tuple(model.outputs[0].shape)
-    _check_shapes(path, input_shape, output_shape)
-    return LoadedModel(
-        path=path,
-        kind=kind,
-        input_size=(input_shape[1], input_shape[2]),
-        channels=int(input_shape[3]),
-        output_width=int(output_shape[-1]),
-        activation=_last_activation(model),
-        rescales_itself=_has_scaling_layer(model),
-        call=lambda x: model(x, training=False),
-    )
+    return from_keras_model(model, path, kind)
 
 
-def from_keras_model(model: Any, path: str | Path = "<in memory>") -> LoadedModel:
-    """Wrap a live Keras model (during training, say) so the ordered pipeline can run it.
+def from_keras_model(model: Any, path: str | Path = "<in memory>", kind: str = "keras") -> LoadedModel:
+    """Wrap a Keras model (loaded, or live during training) so the ordered pipeline can run it.
 
     The forward pass reads the model's variables when called, so later weights are used.
     """
@@ -114,7 +102,7 @@ def from_keras_model(model: Any, path: str | Path = "<in memory>") -> LoadedMode
     _check_shapes(Path(str(path)), input_shape, output_shape)
     return LoadedModel(
         path=Path(str(path)),
-        kind="keras",
+        kind=kind,
         input_size=(input_shape[1], input_shape[2]),
         channels=int(input_shape[3]),
         output_width=int(output_shape[-1]),

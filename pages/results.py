@@ -60,18 +60,12 @@ st.header("Confusion matrix")
 st.caption("Rows are the true class, columns the predicted class; colour is the share of the row. Click a cell to see its images (double-click clears).")
 matrix_col, cell_col = st.columns([3, 2])
 with matrix_col:
-    event = st.altair_chart(
-        charts.confusion_heatmap(views.confusion_cells(run), run.class_names),
-        on_select="rerun",
-        key="confusion",
-        width="content",
-    )
+    cell = panels.clicked_confusion_cell(run, key="confusion")
 with cell_col:
-    picked = event["selection"].get(charts.CELL) or []
-    if not picked:
+    if cell is None:
         st.info("Click a cell of the matrix to see the images in it.")
     else:
-        true_name, pred_name = picked[0]["true"], picked[0]["predicted"]
+        true_name, pred_name = cell
         files = views.cell_files(run, true_name, pred_name)
         st.markdown(f"**True {true_name}, predicted {pred_name}: {len(files):,} images**")
         if len(files):

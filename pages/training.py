@@ -115,18 +115,12 @@ st.markdown(f"Epoch **{epoch}**: accuracy **{run.accuracy:.1%}** on {run.n_image
 panels.run_warnings(run)
 matrix_col, cell_col = st.columns([3, 2])
 with matrix_col:
-    event = st.altair_chart(
-        charts.confusion_heatmap(views.confusion_cells(run), run.class_names),
-        on_select="rerun",
-        key=f"epoch_confusion-{training_id}",
-        width="content",
-    )
+    cell = panels.clicked_confusion_cell(run, key=f"epoch_confusion-{training_id}")
 with cell_col:
-    picked = event["selection"].get(charts.CELL) or []
-    if not picked:
+    if cell is None:
         st.info("Click a cell of the matrix to see the images in it.")
     else:
-        true_name, pred_name = picked[0]["true"], picked[0]["predicted"]
+        true_name, pred_name = cell
         files = views.cell_files(run, true_name, pred_name)
         st.markdown(f"**Epoch {epoch}: true {true_name}, predicted {pred_name}: {len(files):,} images**")
         _clickable_files(files, root, f"epoch_cell-{training_id}-{epoch}-{true_name}-{pred_name}", "Click a row to follow the image across the epochs below.")

@@ -6,7 +6,6 @@ import io
 import shutil
 import struct
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -129,9 +128,7 @@ def test_a_bomb_header_is_refused_without_decoding(softmax_model, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "bomb.png").write_bytes(_png_declaring(30_000, 30_000))
     model = load_model(softmax_model)
-    started = time.perf_counter()
     raw = predict_files(model, [str(tmp_path / "a" / "bomb.png")])
-    assert time.perf_counter() - started < 5
     assert raw.skipped and "safety limit" in raw.skipped[0][1]
 
 

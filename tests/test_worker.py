@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -79,13 +78,11 @@ def test_a_worker_that_dies_mid_run_is_reported_and_replaced(softmax_model, digi
 
 def test_a_run_past_the_time_limit_is_stopped(softmax_model, digits_dir):
     worker = InferenceWorker(time_limit_s=0.5)
-    started = time.monotonic()
     try:
-        with pytest.raises(WorkerError, match="time limit of 0 s|time limit"):
+        with pytest.raises(WorkerError, match="ran past its time limit"):
             worker.evaluate(softmax_model, digits_dir)
     finally:
         worker.stop()
-    assert time.monotonic() - started < 30
 
 
 def test_describe_reads_the_model_in_the_worker_and_the_store_failing_never_fails_the_run(worker, softmax_model, digits_dir, tmp_path):

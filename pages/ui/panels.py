@@ -106,3 +106,15 @@ def prediction(run: Run, index: int, who: str = "") -> None:
     )
     st.caption("Top-5 probabilities" if len(top) == 5 else f"Probabilities (all {len(top)} classes)")
     st.altair_chart(charts.top_k_bars(top), width="stretch", key=f"top-k-{who}" if who else None)
+
+
+def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
+    """Draw the run's clickable confusion heatmap; return the (true, predicted) cell clicked."""
+    event = st.altair_chart(
+        charts.confusion_heatmap(views.confusion_cells(run), run.class_names),
+        on_select="rerun",
+        key=key,
+        width="content",
+    )
+    picked = event["selection"].get(charts.CELL) or []
+    return (picked[0]["true"], picked[0]["predicted"]) if picked else None

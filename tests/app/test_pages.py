@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 import numpy as np
@@ -59,9 +58,7 @@ def test_the_demo_runs_end_to_end_and_shows_the_class_order_trap(demo_app):
 def test_the_suggested_order_relabels_without_running_inference_again(demo_run_id):
     at = open_app("pages/results.py", run=demo_run_id)
     before = current_run(at)
-    started = time.perf_counter()
     at.button(key="relabel").click().run()
-    seconds = time.perf_counter() - started
     no_exceptions(at)
     after = current_run(at)
     assert after is not before
@@ -73,7 +70,6 @@ def test_the_suggested_order_relabels_without_running_inference_again(demo_run_i
     assert at.metric[0].value == f"{after.accuracy:.1%}"
     assert not at.warning  # the mismatch warning is gone under the right order
     assert "no inference ran again" in at.success[0].value
-    assert seconds < 5
     at.button(key="undo_relabel").click().run()
     assert current_run(at) is before
 
