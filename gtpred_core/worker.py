@@ -152,6 +152,12 @@ class InferenceWorker:
         """True while a request is being served."""
         return self._lock.locked()
 
+    def start(self) -> None:
+        """Start the worker now (its TensorFlow import then overlaps whatever comes next)."""
+        with self._lock:
+            if not self.alive:
+                self._start()
+
     def _start(self) -> None:
         """A fresh interpreter (not a fork of this one, which may hold TF or server threads)."""
         from multiprocessing.connection import Connection

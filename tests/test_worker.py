@@ -96,3 +96,19 @@ def test_describe_reads_the_model_in_the_worker_and_the_store_failing_never_fail
     run = worker.evaluate(softmax_model, digits_dir, store_path=not_a_db)
     assert run.n_images == 300 and worker.last_run_id is None
     assert "cannot be opened" in worker.last_store_error
+
+
+def test_the_pool_keeps_one_worker_per_key_and_stops_the_least_recently_used_idle_ones():
+    from gtpred_core.worker import WorkerPool
+
+    pool = WorkerPool(max_workers=2)
+    a, b = pool.get("a"), pool.get("b")
+    for worker in (a, b):
+        worker.start()
+    try:
+        assert pool.get("a") is a  # the same session keeps its worker
+        c = pool.get("c")  # b is now the least recently used
+        assert not b.alive and a.alive and pool.get("a") is a and c is not b
+    finally:
+        pool.stop_all()
+    assert not a.alive
