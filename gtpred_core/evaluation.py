@@ -62,6 +62,14 @@ def outputs_to_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:
     return probabilities_for_head(outputs, head), head
 
 
+#: Backend -> one line a user can choose by.
+BACKENDS: dict[str, str] = {
+    "local": "On this server (the default; fastest on one machine).",
+    "ray": "On Ray Data workers (a cluster at GTPRED_RAY_ADDRESS, or a local Ray); needs "
+    "pip install -r requirements-ray.txt.",
+}
+
+
 class RunSink(Protocol):
     """Receives a run as it is made (``RunStore.writer()`` is one): start, rows, then the end."""
 

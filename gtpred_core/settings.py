@@ -12,6 +12,7 @@
 | GTPRED_ALLOW_SAVEDMODEL | 1 to accept uploaded TF SavedModels (they are code)     | 0                    |
 | GTPRED_MAX_WORKERS    | most inference worker processes alive at once            | 4                    |
 | GTPRED_SCRATCH_TTL_H  | uploads unused this long (hours) are deleted             | 24                   |
+| GTPRED_RAY_ADDRESS    | the Ray cluster the app's "ray" backend joins            | a local Ray          |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Settings:
     allow_savedmodel: bool = False
     max_workers: int = 4
     scratch_ttl_hours: float = 24.0
+    ray_address: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -48,6 +50,7 @@ class Settings:
             allow_savedmodel=env.get("GTPRED_ALLOW_SAVEDMODEL", "0").strip().lower() in ("1", "true", "yes"),
             max_workers=int(env.get("GTPRED_MAX_WORKERS", "4")),
             scratch_ttl_hours=float(env.get("GTPRED_SCRATCH_TTL_H", "24")),
+            ray_address=env.get("GTPRED_RAY_ADDRESS") or None,
         )
 
 

@@ -7,6 +7,7 @@ import streamlit as st
 from gtpred_core import PREPROCESS_MODES, check_model_fits, resolve_class_order, views
 from gtpred_core.audit_help import AUDIT_CHECKS, AUDIT_EXAMPLE
 from gtpred_core.demo import DEMO_MODEL, demo_folder
+from gtpred_core.evaluation import BACKENDS
 from gtpred_core.preprocessing import check_preprocess
 
 from pages.ui import running, sources, state
@@ -67,6 +68,13 @@ preprocess = st.radio(
     key="preprocess",
 )
 batch_size = st.number_input("Batch size", min_value=1, max_value=1024, value=32, step=8, key="batch_size")
+backend = st.radio(
+    "Where inference runs",
+    list(BACKENDS),
+    captions=list(BACKENDS.values()),
+    key="backend",
+    horizontal=True,
+)
 
 st.header("4. Check and run")
 ready = False
@@ -88,7 +96,8 @@ else:
 
 if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not ready or running.is_busy(), key="run"):
     state.start_evaluation(
-        model, folder, order, preprocess=preprocess, batch_size=int(batch_size), label=images_path.name, origin="form"
+        model, folder, order, preprocess=preprocess, batch_size=int(batch_size), backend=backend,
+        label=images_path.name, origin="form",
     )
 running.show_job("form")
 

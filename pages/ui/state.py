@@ -200,6 +200,7 @@ def start_evaluation(
     batch_size: int,
     label: str,
     origin: str = "",
+    backend: str = "local",
 ) -> EvaluationJob:
     """Start evaluating in the session's worker process; the Evaluate page polls the job.
 
@@ -217,6 +218,8 @@ def start_evaluation(
             class_order=order,
             preprocess=preprocess,
             batch_size=batch_size,
+            backend=backend,
+            ray_address=get_settings().ray_address,
             progress=progress,
             cancel=cancel,
             store_path=store.store_path(),

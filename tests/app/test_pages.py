@@ -202,3 +202,10 @@ def test_uploads_evaluate_end_to_end_and_a_wrong_labels_file_is_explained():
     assert at.title[0].value == "Results"
     assert run.n_images == len(images) and run.info.class_order_source == "natural"
     assert run.accuracy > 0.8
+
+
+def test_the_backend_choice_is_offered_with_local_as_default():
+    at = open_app("pages/evaluate.py")
+    no_exceptions(at)
+    backend = at.radio(key="backend")
+    assert list(backend.options) == ["local", "ray"] and backend.value == "local"
