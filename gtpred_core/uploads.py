@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from .errors import UploadError
-from .folder import SKIPPED_FOLDER_NAMES
+from .folder import IMAGE_EXTENSIONS, SKIPPED_FOLDER_NAMES
 from .settings import get_settings
 
 #: Longest file-name component and whole path Linux accepts, in bytes.
@@ -231,15 +231,24 @@ def _empty_folder(folder: str) -> None:
             os.unlink(child.path)
 
 
-def _content_root(dest: Path) -> Path:
-    """``dest/val`` when the zip wrapped everything in one folder ``val``, else ``dest``."""
-    visible = [
-        child for child in dest.iterdir()
-        if not child.name.startswith(".") and child.name not in SKIPPED_FOLDER_NAMES
-    ]
-    if len(visible) == 1 and visible[0].is_dir() and not visible[0].is_symlink():
-        return visible[0]
-    return dest
+def class_folder_root(path: str | Path) -> Path:
+    """The folder holding the class folders inside an extracted upload.
+
+    A zip of ``val/`` holds ``val/cat``, ``val/dog``: descend through single wrapper folders
+    that hold no images of their own and contain folders, stopping at the class folders (a
+    lone folder without sub-folders is a class folder, so its parent is the root).
+    """
+    path = Path(path)
+    while True:
+        entries = [e for e in os.scandir(path) if not e.name.startswith(".") and e.name not in SKIPPED_FOLDER_NAMES]
+        dirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
+        has_images = any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries)
+        if len(dirs) != 1 or has_images:
+            return path
+        inner = Path(dirs[0].path)
+        if not any(e.is_dir(follow_symlinks=False) and not e.name.startswith(".") for e in os.scandir(inner)):
+            return path  # the single folder is itself a class folder
+        path = inner
 
 
 def extract_zip_safely(
@@ -255,9 +264,9 @@ def extract_zip_safely(
     Every header is vetted before anything is written (traversal, absolute or drive paths,
     backslashes, links, encryption, duplicates, the entry count, declared sizes), then each
     entry is streamed with the total size and per-entry ratio counted on the bytes actually
-    written, because headers can lie. ``__MACOSX/`` litter is skipped. If the zip wraps its
-    content in a single folder (``val/cats/...``, dot-files aside), that folder is returned so
-    the class folders sit directly inside it. On any refusal ``dest`` is emptied again and
+    written, because headers can lie. ``__MACOSX/`` litter is skipped. The folder returned holds
+    the class folders (``class_folder_root``): wrapper folders such as ``val/`` in
+    ``val/cats/...`` are descended, a lone class folder is kept as a class. On any refusal ``dest`` is emptied again and
     UploadError says which entry and why. ``dest`` is created if missing and must be empty.
     """
     dest_path = Path(dest)
@@ -280,7 +289,7 @@ def extract_zip_safely(
                 f"The upload is not a readable zip file ({err}).", "Upload a .zip of the image folder."
             ) from err
         raise
-    return _content_root(Path(dest_real))
+    return class_folder_root(Path(dest_real))
 
 
 def _path_error(user_path: str, problem: str, fix: str) -> UploadError:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .class_order import keras_order, natural_order
-from .folder import IMAGE_EXTENSIONS, ImageFolder
+from .folder import ImageFolder
 from .model import MODEL_SUFFIXES
 from .run import Run
 
@@ -286,25 +286,6 @@ def find_model_files(root: str | Path, limit: int = 500) -> list[str]:
         if len(found) >= limit:
             break
     return sorted(found)[:limit]
-
-
-def class_folder_root(path: str | Path) -> Path:
-    """The folder holding the class folders inside an extracted upload.
-
-    A zip of ``val/`` holds ``val/cat``, ``val/dog``: descend through single wrapper folders
-    that hold no images of their own and contain folders, stopping at the class folders.
-    """
-    path = Path(path)
-    while True:
-        entries = [e for e in os.scandir(path) if not e.name.startswith(".") and e.name != "__MACOSX"]
-        dirs = [e for e in entries if e.is_dir()]
-        has_images = any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries)
-        if len(dirs) != 1 or has_images:
-            return path
-        inner = Path(dirs[0].path)
-        if not any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(inner)):
-            return path  # the single folder is itself a class folder
-        path = inner
 
 
 # ----- the run history ---------------------------------------------------------------------------

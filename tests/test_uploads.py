@@ -27,7 +27,7 @@ from gtpred_core import (
     resolve_inside_root,
     scratch_dir,
 )
-from gtpred_core.uploads import RATIO_CHECK_MIN_BYTES, _copy_capped
+from gtpred_core.uploads import RATIO_CHECK_MIN_BYTES, _copy_capped, class_folder_root
 
 MB = 1_000_000
 ROOMY = dict(max_total_bytes=100 * MB, max_files=1000, max_ratio=200.0)
@@ -224,7 +224,7 @@ def test_small_highly_compressible_files_are_not_refused_for_ratio(scratch):
     # 500 KB of zeros compresses ~1000:1, but below RATIO_CHECK_MIN_BYTES it is harmless.
     data = zip_bytes([("c/flat.bmp", bytes(500_000))])
     out = extract_zip_safely(io.BytesIO(data), scratch, max_total_bytes=MB, max_files=10, max_ratio=2)
-    assert (out / "flat.bmp").stat().st_size == 500_000
+    assert (out / "c" / "flat.bmp").stat().st_size == 500_000
 
 
 # ---- other refusals ------------------------------------------------------------------------
@@ -506,3 +506,30 @@ def test_scratch_folders_unused_for_long_are_pruned_and_recent_ones_kept(tmp_pat
     assert prune_scratch(24 * 3600) == [old]
     assert not old.exists() and recent.exists()
     assert scratch_folder_of(recent / "val") == recent
+
+
+def test_class_folder_root_descends_through_wrapper_folders_only(tmp_path):
+    (tmp_path / "upload/val/cat").mkdir(parents=True)
+    (tmp_path / "upload/val/dog").mkdir()
+    assert class_folder_root(tmp_path / "upload") == tmp_path / "upload/val"
+    (tmp_path / "single/cat").mkdir(parents=True)
+    (tmp_path / "single/cat/a.png").write_bytes(b"")
+    assert class_folder_root(tmp_path / "single") == tmp_path / "single"
+    (tmp_path / "outer/val/cat").mkdir(parents=True)
+    (tmp_path / "outer/val/dog").mkdir()
+    assert class_folder_root(tmp_path / "outer") == tmp_path / "outer/val"  # two wrappers
+
+
+def test_a_zip_of_a_single_class_folder_keeps_that_folder_as_a_class(tmp_path):
+    import io
+    import zipfile
+
+    from gtpred_core import index_image_folder
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("cat/a.png", b"x")
+        bundle.writestr("cat/b.png", b"y")
+    root = extract_zip_safely(io.BytesIO(buffer.getvalue()), tmp_path / "dest", max_total_bytes=10**6, max_files=10, max_ratio=1000)
+    assert index_image_folder(root).class_names == ("cat",)
+

@@ -175,15 +175,6 @@ def test_find_model_files_lists_models_and_savedmodel_folders(tmp_path):
     assert views.find_model_files(tmp_path / "missing") == []
 
 
-def test_class_folder_root_descends_through_wrapper_folders_only(tmp_path):
-    (tmp_path / "upload/val/cat").mkdir(parents=True)
-    (tmp_path / "upload/val/dog").mkdir()
-    assert views.class_folder_root(tmp_path / "upload") == tmp_path / "upload/val"
-    (tmp_path / "single/cat").mkdir(parents=True)
-    (tmp_path / "single/cat/a.png").write_bytes(b"")
-    assert views.class_folder_root(tmp_path / "single") == tmp_path / "single"
-
-
 # ----- history, comparison, training ------------------------------------------------------------
 def _other_run(run, y_pred, probabilities=None, **info):
     """``run``'s files and truth with other predictions (a second run of the same images)."""

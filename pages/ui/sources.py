@@ -223,7 +223,7 @@ def _images_from_folder_upload(files: Sequence[UploadedFile]) -> Path:
         _digest(data),
         lambda dest: extract_zip_safely(io.BytesIO(data), dest, **limits),
     )
-    return views.class_folder_root(folder)
+    return folder  # extract_zip_safely already returns the folder holding the class folders
 
 
 def choose_images() -> Path | None:
