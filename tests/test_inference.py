@@ -132,6 +132,37 @@ def test_a_bomb_header_is_refused_without_decoding(softmax_model, tmp_path):
     assert raw.skipped and "safety limit" in raw.skipped[0][1]
 
 
+def _declaring(kind: str, width: int, height: int) -> bytes:
+    """A small real image whose header is patched to declare width x height pixels."""
+    if kind == "png":
+        return _png_declaring(width, height)
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(out, {"jpg": "JPEG", "gif": "GIF"}.get(kind, "BMP"))
+    data = bytearray(out.getvalue())
+    if kind == "jpg":
+        sof = data.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
+        data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    elif kind == "gif":
+        data[6:10] = struct.pack("<HH", width, height)  # logical screen size
+    else:  # bmp, "bmp-top-down": a negative height means rows stored top to bottom
+        data[18:26] = struct.pack("<ii", width, -height if kind == "bmp-top-down" else height)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["jpg", "png", "gif", "bmp", "bmp-top-down"])
+def test_every_format_declaring_too_many_pixels_is_skipped_with_its_count(softmax_model, tmp_path, kind):
+    (tmp_path / "a").mkdir()
+    suffix = kind.split("-")[0]
+    bomb = tmp_path / "a" / f"bomb.{suffix}"
+    bomb.write_bytes(_declaring(kind, 10_000, 9_000))  # 90,000,000: just over Pillow's limit
+    good = tmp_path / "a" / f"good.{suffix}"
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(good)
+    raw = predict_files(load_model(softmax_model), [str(good), str(bomb)])
+    assert raw.indices.tolist() == [0]  # the real image is evaluated, the bomb is not
+    assert len(raw.skipped) == 1 and raw.skipped[0][0] == 1
+    assert "declares 90,000,000 pixels" in raw.skipped[0][1]
+
+
 def test_grayscale_model_gets_single_channel_images(gray_model, digits_dir):
     reference = keras_reference_predictions(gray_model, digits_dir, channels=1)
     run = evaluate_folder(gray_model, digits_dir, class_order="natural")
