@@ -1,9 +1,10 @@
 """Ordered inference: every file predicted exactly once, in list order, index carried along.
 
 The pipeline is ``tf.data``: read + check header size + decode + resize in parallel
-(deterministic order), batch, prefetch, then a compiled forward pass. Each element carries its
-file index; we verify that indices arrive strictly increasing and each at most once, rather than
-trusting the pipeline. Files that fail to decode are dropped by ``ignore_errors`` and then
+(deterministic order), batch, prefetch, then a compiled forward pass, two batches at a time on
+two threads, their results taken strictly in order. Each element carries its file index; we
+verify that indices arrive strictly increasing and each at most once, rather than trusting the
+pipeline. Files that fail to decode are dropped by ``ignore_errors`` and then
 re-read one by one to find the reason to report.
 """
 
@@ -80,6 +81,10 @@ class RawPredictions:
     completed: bool
 
 
+_HEADER_BYTES = 32
+_SIGNATURES = (0xFFD8, 0x89504E47, 0x474946, 0x424D)  # JPEG, PNG, GIF, BMP
+
+
 def _header_weights():
     """A (32, 12) matrix: one product with a file's first 32 bytes reads every header field.
 
@@ -98,10 +103,6 @@ def _header_weights():
         for k in range(length):
             weights[offset + k, column] = 256.0 ** (length - 1 - k if big_endian else k)
     return weights
-
-
-_HEADER_BYTES = 32
-_SIGNATURES = (0xFFD8, 0x89504E47, 0x474946, 0x424D)  # JPEG, PNG, GIF, BMP
 
 
 def _header_pixels(data):  # graph code: no Python branching on tensors, and no tf.cond either
