@@ -108,10 +108,9 @@ def _header_weights():
 def _header_pixels(data):  # graph code: no Python branching on tensors, and no tf.cond either
     """Pixel count declared by a PNG/GIF/BMP/JPEG header, without decoding; 0 if unknown.
 
-    Written as a dozen straight-line ops and no conditionals: it runs once per image, and each
-    tf.cond (or each extra small op) costs microseconds there: the tf.case it replaces made
-    decoding a 224x224 JPEG 17% dearer. JPEG's size comes from libjpeg's own header parser
-    (the one the decoder then uses), given a one-pixel JPEG in place of any other format.
+    Straight-line ops, no conditionals, so the map can run them inline (``_map_in_order``;
+    that executor refuses a tf.cond's switch ops). JPEG's size comes from libjpeg's own header
+    parser, the one the decoder then uses, handed a one-pixel JPEG in place of other formats.
     """
     import tensorflow as tf
 
@@ -160,8 +159,8 @@ def _map_in_order(dataset, function):
     """``dataset.map`` in parallel and in order, each call's ops run inline on its own thread.
 
     A map function's small ops are otherwise handed one by one to TensorFlow's inter-op
-    threads; run inline (TensorFlow's own readers map this way) decoding a 224x224 JPEG cost
-    10% less CPU here. The switch is not public API, so any TensorFlow without it gets the
+    threads; run inline (TensorFlow's own readers map this way), reading, checking and decoding
+    a 224x224 JPEG took about 10% less CPU here. The switch is not public API, so any TensorFlow without it gets the
     plain map, with the same results.
     """
     import tensorflow as tf
@@ -254,9 +253,9 @@ def _drop_in_background(holder: list) -> None:
 
 
 #: Batches whose forward pass runs at once, on as many threads. Two passes side by side fill
-#: the gaps one leaves while its ops wait for each other: MobileNetV3Small on 2 cores went from
-#: 377 to 430 images/s, more than its sequential forward-only limit (425), and tiny models lose
-#: nothing. Results are still consumed strictly in order.
+#: the gaps one leaves while its ops wait for each other: on 2 cores MobileNetV3Small went from
+#: 0.72-0.88x its sequential forward-only limit to 0.95-0.98x (bench/throughput.py); a tiny
+#: model neither gains nor loses. Results are still taken strictly in order.
 FORWARDS_IN_FLIGHT = 2
 
 
