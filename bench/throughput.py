@@ -244,8 +244,15 @@ def setup_keras(model_file: Path, folder: Path, warm: Path, naive_every: int) ->
 
 
 def bare_decode_dataset(paths: list[str], size: tuple[int, int]):
-    """read + decode + resize (Keras' ops), parallel and in order, batched and prefetched."""
+    """read + decode + resize (Keras' ops), parallel and in order, batched and prefetched.
+
+    Set up as gtpred's is (one decode per CPU, two batches prefetched, tf.data's autotuning
+    off): measured side by side, that decodes ~1.5% faster than AUTOTUNE does, so the limit is
+    the stricter one.
+    """
     import tensorflow as tf
+
+    from gtpred_core.inference import usable_cpus
 
     def load(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -254,8 +261,10 @@ def bare_decode_dataset(paths: list[str], size: tuple[int, int]):
         return image
 
     ds = tf.data.Dataset.from_tensor_slices(paths)
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(load, num_parallel_calls=max(2, usable_cpus()), deterministic=True)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.batch(BATCH_SIZE).prefetch(2).with_options(options)
 
 
 @functools.lru_cache(maxsize=1)
@@ -313,14 +322,8 @@ def setup_decode_limit(model_file: Path, folder: Path, warm: Path, naive_every: 
     model = keras.saving.load_model(model_file, compile=False)
     size = tuple(model.inputs[0].shape[1:3])
 
-    finished = []  # deleting a drained tf.data iterator can wait 0.4 s for its threads:
-    # not decoding, so it stays out of the limit (gtpred lets it go on a background thread)
-
     def drain(path: Path) -> int:
-        batches = iter(bare_decode_dataset(list_images(path), size))
-        done = sum(int(batch.shape[0]) for batch in batches)
-        finished.append(batches)
-        return done
+        return sum(int(batch.shape[0]) for batch in bare_decode_dataset(list_images(path), size))
 
     drain(warm)
     return lambda: drain(folder)
