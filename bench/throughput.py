@@ -432,13 +432,15 @@ def report(model: str, rounds: dict[str, list[dict]], fresh: dict[str, dict], ar
         ok &= verdict == "PASS"
         print(f"{verdict}  {text}: {ratio:.2f}x")
     if len(limits) == 2:
+        from gtpred_core.inference import usable_cpus
+
         # Both limits run on the same 2 cores: when each one alone keeps them busy, doing both
         # cannot beat the sum of their CPU times. Printed to read a MISS against, not a target.
-        both = 1000 / (cpu_ms["forward-limit"] + cpu_ms["decode-limit"]) * (os.cpu_count() or 1)
+        both = 1000 / (cpu_ms["forward-limit"] + cpu_ms["decode-limit"]) * usable_cpus()
         print(f"info  CPU per image: gtpred {cpu_ms['gtpred']:.3f} ms; forward alone {cpu_ms['forward-limit']:.3f} + "
               f"decode alone {cpu_ms['decode-limit']:.3f} = {cpu_ms['forward-limit'] + cpu_ms['decode-limit']:.3f} ms "
               f"(gtpred does {(cpu_ms['forward-limit'] + cpu_ms['decode-limit']) / cpu_ms['gtpred']:.2f}x of that work "
-              f"rate; both on {os.cpu_count()} saturated cores would top out near {both:.0f} img/s)")  # fmt: skip
+              f"rate; both on {usable_cpus()} saturated cores would top out near {both:.0f} img/s)")  # fmt: skip
     if "gtpred" in fresh:
         print(f"gtpred peak RSS: {fresh['gtpred']['peak_mb']:.0f} MB (fresh process: import, load, warm-up, one pass)")
     return ok
