@@ -8,7 +8,7 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import charts, panels, state, store
+from pages.ui import charts, panels, store
 from pages.ui.errors import errors_shown
 
 PAGE_SIZE = 25
@@ -107,25 +107,20 @@ with listing:
         page = st.number_input(f"Page (of {pages:,}; {len(flips):,} images)", 1, pages, 1, key=f"flip_page-{a}-{b}-{direction}") if pages > 1 else 1
         shown = views.with_thumbnails(views.page_of(flips, page, PAGE_SIZE), run_a.info.images, side=ROW_HEIGHT - 4)
         key = f"flips-{a}-{b}-{direction}-{page}"
-        event = st.dataframe(
-            shown[["thumbnail", "file", "true", "pred_a", "confidence_a", "pred_b", "confidence_b"]],
-            hide_index=True,
-            row_height=ROW_HEIGHT,
-            height=ROW_HEIGHT * len(shown) + 38,
-            on_select="rerun",
-            selection_mode="single-row",
-            key=key,
-            column_config={
-                "thumbnail": st.column_config.ImageColumn("image", width="small"),
+        clicked = panels.clicked_file(
+            shown,
+            ["thumbnail", "file", "true", "pred_a", "confidence_a", "pred_b", "confidence_b"],
+            key,
+            ROW_HEIGHT,
+            {
                 "pred_a": "predicted by A",
                 "confidence_a": st.column_config.ProgressColumn("A's confidence", format="percent", min_value=0, max_value=1),
                 "pred_b": "predicted by B",
                 "confidence_b": st.column_config.ProgressColumn("B's confidence", format="percent", min_value=0, max_value=1),
             },
         )
-        rows = state.new_selection(key, list(event["selection"]["rows"]))
-        if rows:
-            st.session_state["compare_file"] = (a, b, shown["file"][rows[0]])
+        if clicked:
+            st.session_state["compare_file"] = (a, b, clicked)
 
 with detail:
     chosen = st.session_state.get("compare_file")

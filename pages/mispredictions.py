@@ -40,23 +40,18 @@ with listing:
         shown = views.with_thumbnails(views.page_of(table, page, PAGE_SIZE), run.info.images, side=side)
         if view == "Table":
             key = state.table_key(page, true_classes, pred_classes)
-            event = st.dataframe(
-                shown[["thumbnail", "file", "true", "predicted", "confidence"]],
-                hide_index=True,
-                row_height=ROW_HEIGHT,
-                height=ROW_HEIGHT * len(shown) + 38,
-                on_select="rerun",
-                selection_mode="single-row",
-                key=key,
-                column_config={
-                    "thumbnail": st.column_config.ImageColumn("image", width="small"),
+            clicked = panels.clicked_file(
+                shown,
+                ["thumbnail", "file", "true", "predicted", "confidence"],
+                key,
+                ROW_HEIGHT,
+                {
                     "file": st.column_config.TextColumn("file", width="medium"),
                     "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
                 },
             )
-            rows = state.new_selection(key, list(event["selection"]["rows"]))
-            if rows:
-                state.select_file(shown["file"][rows[0]])
+            if clicked:
+                state.select_file(clicked)
         else:
             for start in range(0, len(shown), GALLERY_COLUMNS):
                 for cell, (_, row) in zip(st.columns(GALLERY_COLUMNS), shown.iloc[start : start + GALLERY_COLUMNS].iterrows()):

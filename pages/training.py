@@ -8,7 +8,7 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import charts, panels, state, store
+from pages.ui import charts, panels, store
 from pages.ui.errors import errors_shown
 
 PAGE_SIZE = 20
@@ -32,24 +32,11 @@ def _clickable_files(table, root: str, key: str, caption: str, labels: dict | No
     page = st.number_input(f"Page (of {pages:,}; {len(table):,} images)", 1, pages, 1, key=f"{key}-page") if pages > 1 else 1
     shown = views.with_thumbnails(views.page_of(table, page, PAGE_SIZE), root, side=ROW_HEIGHT - 4)
     columns = [c for c in ("thumbnail", "file", "true", "predicted", "confidence", "pred_a", "pred_b", "direction") if c in shown]
-    event = st.dataframe(
-        shown[columns],
-        hide_index=True,
-        row_height=ROW_HEIGHT,
-        height=ROW_HEIGHT * len(shown) + 38,
-        on_select="rerun",
-        selection_mode="single-row",
-        key=f"{key}-{page}",
-        column_config={
-            "thumbnail": st.column_config.ImageColumn("image", width="small"),
-            "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
-            **(labels or {}),
-        },
-    )
+    config = {"confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)}
+    clicked = panels.clicked_file(shown, columns, f"{key}-{page}", ROW_HEIGHT, {**config, **(labels or {})})
     st.caption(caption)
-    rows = state.new_selection(f"{key}-{page}", list(event["selection"]["rows"]))
-    if rows:
-        st.session_state["training_file"] = shown["file"][rows[0]]
+    if clicked:
+        st.session_state["training_file"] = clicked
 
 
 st.title("Training")

@@ -1,15 +1,17 @@
 """Page parts more than one screen draws: the run's one-line description, its warnings,
-downloads, and one image shown large with its top-5 probabilities."""
+downloads, one image shown large with its top-5 probabilities, and the clickable tables of
+files and confusion cells."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from gtpred_core import Run, predictions_csv, summary_json, views
 
-from . import charts
+from . import charts, state
 
 #: A short headline per warning code; the core's message follows it.
 WARNING_TITLES = {
@@ -118,3 +120,20 @@ def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
     )
     picked = event["selection"].get(charts.CELL) or []
     return (picked[0]["true"], picked[0]["predicted"]) if picked else None
+
+
+def clicked_file(shown: pd.DataFrame, columns: list[str], key: str, row_height: int, column_config: dict) -> str | None:
+    """Draw a page of files (a ``file`` and a ``thumbnail`` column) one row per image; return the
+    file of a row newly clicked, else None (a selection kept from an earlier rerun is not new)."""
+    event = st.dataframe(
+        shown[columns],
+        hide_index=True,
+        row_height=row_height,
+        height=row_height * len(shown) + 38,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
+        column_config={"thumbnail": st.column_config.ImageColumn("image", width="small"), **column_config},
+    )
+    rows = state.new_selection(key, list(event["selection"]["rows"]))
+    return shown["file"][rows[0]] if rows else None
