@@ -78,7 +78,7 @@ def main() -> None:
     from streamlit import config
     from streamlit.testing.v1 import AppTest
 
-    from pages.ui import state
+    from gtpred_app.ui import state
 
     config.set_option("runner.postScriptGC", args.post_script_gc)
     # As on a real server: models load and run in the inference worker process, so the web
@@ -100,7 +100,7 @@ def main() -> None:
             at.switch_page(page)
             return at
 
-        at = app("pages/mispredictions.py")
+        at = app("gtpred_app/screens/mispredictions.py")
         report("open Mispredictions (first, cold thumbnails)", timed(lambda i: at.run(), 1))
         report("rerun Mispredictions (warm)", timed(lambda i: at.run(), args.repeat))
 
@@ -116,7 +116,7 @@ def main() -> None:
         report("turn a page (25 new thumbnails)", timed(lambda i: at.number_input(key=page_key).set_value(i + 2).run(), args.repeat))
         report("filter by a true class", timed(lambda i: at.multiselect(key="filter_true").set_value([run.class_names[i % 10]]).run(), args.repeat))
 
-        results = app("pages/results.py")
+        results = app("gtpred_app/screens/results.py")
         results.run()
 
         def click_cell(i: int) -> None:

@@ -16,7 +16,7 @@ TIMEOUT = 60
 
 
 def open_app(page: str | None = None, **query: str) -> AppTest:
-    """A fresh session on ``page`` (e.g. "pages/results.py") with the URL's query parameters."""
+    """A fresh session on ``page`` (e.g. "gtpred_app/screens/results.py") with the URL's query parameters."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for key, value in query.items():
         at.query_params[key] = value

@@ -12,7 +12,7 @@ from gtpred_core import assemble_run, compare_runs
 from app_helpers import no_exceptions, open_app
 from stored_runs import demo_runs, fresh_store
 
-COMPARE = "pages/compare.py"
+COMPARE = "gtpred_app/screens/compare.py"
 
 
 def chart_data(chart):

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 def _page():
     from gtpred_core import FolderError
-    from pages.ui.errors import errors_shown
+    from gtpred_app.ui.errors import errors_shown
 
     with errors_shown():
         raise FolderError("No class folders in /data/val.", "Lay the images out one sub-folder per class.")

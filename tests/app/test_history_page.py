@@ -13,14 +13,14 @@ import pytest
 from gtpred_core import evaluate_folder, index_image_folder, load_model
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 
-from pages.ui import state
-from pages.ui.jobs import start_job
+from gtpred_app.ui import state
+from gtpred_app.ui.jobs import start_job
 from gtpred_core.store import GuardedWriter
 
 from app_helpers import no_exceptions, open_app
 from stored_runs import demo_runs, fresh_store
 
-HISTORY = "pages/history.py"
+HISTORY = "gtpred_app/screens/history.py"
 
 
 @pytest.fixture()
@@ -69,7 +69,7 @@ def test_opening_a_stored_run_shows_it_on_every_results_page_without_inference(s
     assert opened.paths == keras_run.paths
     assert np.array_equal(opened.probabilities, keras_run.probabilities)
     # The stored run works on the other result pages exactly as a fresh one.
-    for page in ("pages/mispredictions.py", "pages/class_mapping.py"):
+    for page in ("gtpred_app/screens/mispredictions.py", "gtpred_app/screens/class_mapping.py"):
         other = open_app(page, run=at.session_state["run_id"])
         no_exceptions(other)
     at.button(key="relabel").click().run()  # a relabelling is not a new stored run

@@ -8,7 +8,7 @@ import threading
 from gtpred_core import evaluate_folder, index_image_folder, load_model
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 
-from pages.ui.jobs import start_job
+from gtpred_app.ui.jobs import start_job
 
 
 def test_cancel_stops_after_the_current_batch_and_keeps_the_part_done():

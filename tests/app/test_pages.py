@@ -12,12 +12,12 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from gtpred_core import views
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 
-from pages.ui import state
-from pages.ui.charts import CELL
+from gtpred_app.ui import state
+from gtpred_app.ui.charts import CELL
 
 from app_helpers import no_exceptions, open_app
 
-PAGES = ["pages/evaluate.py", "pages/results.py", "pages/mispredictions.py", "pages/class_mapping.py"]
+PAGES = ["gtpred_app/screens/evaluate.py", "gtpred_app/screens/results.py", "gtpred_app/screens/mispredictions.py", "gtpred_app/screens/class_mapping.py"]
 
 
 def current_run(at):
@@ -33,7 +33,7 @@ def chart_data(chart) -> "pd.DataFrame":  # noqa: F821
 def test_every_page_launches_without_a_run(page):
     at = open_app(page)
     no_exceptions(at)
-    if page != "pages/evaluate.py":
+    if page != "gtpred_app/screens/evaluate.py":
         assert "evaluate a model first" in at.info[0].value
 
 
@@ -56,7 +56,7 @@ def test_the_demo_runs_end_to_end_and_shows_the_class_order_trap(demo_app):
 
 
 def test_the_suggested_order_relabels_without_running_inference_again(demo_run_id):
-    at = open_app("pages/results.py", run=demo_run_id)
+    at = open_app("gtpred_app/screens/results.py", run=demo_run_id)
     before = current_run(at)
     at.button(key="relabel").click().run()
     no_exceptions(at)
@@ -75,7 +75,7 @@ def test_the_suggested_order_relabels_without_running_inference_again(demo_run_i
 
 
 def test_a_confusion_cell_selection_shows_exactly_that_cells_images(demo_run_id):
-    at = open_app("pages/results.py", run=demo_run_id)
+    at = open_app("gtpred_app/screens/results.py", run=demo_run_id)
     run = current_run(at)
     at.session_state["confusion"] = {"selection": {CELL: [{"true": "Class_10", "predicted": "Class_9"}]}}
     at.run()
@@ -93,7 +93,7 @@ def test_a_confusion_cell_selection_shows_exactly_that_cells_images(demo_run_id)
 
 
 def test_a_row_click_opens_that_image_with_its_probabilities_and_puts_it_in_the_url(demo_run_id):
-    at = open_app("pages/mispredictions.py", run=demo_run_id)
+    at = open_app("gtpred_app/screens/mispredictions.py", run=demo_run_id)
     run = current_run(at)
     table = at.dataframe[0].value
     assert list(table["confidence"]) == sorted(table["confidence"], reverse=True)
@@ -116,13 +116,13 @@ def test_a_row_click_opens_that_image_with_its_probabilities_and_puts_it_in_the_
 def test_a_link_with_a_file_opens_that_misprediction(demo_run_id):
     run = state.run_registry().get(demo_run_id)
     rel = views.mispredictions_table(run)["file"].iloc[-1]  # the least confident: not on page 1
-    at = open_app("pages/mispredictions.py", run=demo_run_id, file=rel)
+    at = open_app("gtpred_app/screens/mispredictions.py", run=demo_run_id, file=rel)
     no_exceptions(at)
     assert f"**{rel}**" in " ".join(m.value for m in at.markdown)
 
 
 def test_filters_and_gallery(demo_run_id):
-    at = open_app("pages/mispredictions.py", run=demo_run_id)
+    at = open_app("gtpred_app/screens/mispredictions.py", run=demo_run_id)
     at.multiselect(key="filter_true").select("Class_10").run()
     table = at.dataframe[0].value
     assert set(table["true"]) == {"Class_10"}
@@ -132,14 +132,14 @@ def test_filters_and_gallery(demo_run_id):
 
 
 def test_class_mapping_highlights_the_classes_whose_index_differs(demo_run_id):
-    at = open_app("pages/class_mapping.py", run=demo_run_id)
+    at = open_app("gtpred_app/screens/class_mapping.py", run=demo_run_id)
     no_exceptions(at)
     assert "9 of 10 classes get a different index" in at.warning[0].value
     assert {b.label for b in at.get("download_button")} == {"class_indices.json", "labels.txt"}
 
 
 def test_a_stale_run_link_says_so():
-    at = open_app("pages/results.py", run="no-such-run")
+    at = open_app("gtpred_app/screens/results.py", run="no-such-run")
     no_exceptions(at)
     assert "no longer holds" in at.warning[0].value
 
@@ -205,7 +205,7 @@ def test_uploads_evaluate_end_to_end_and_a_wrong_labels_file_is_explained():
 
 
 def test_the_backend_choice_is_offered_with_local_as_default():
-    at = open_app("pages/evaluate.py")
+    at = open_app("gtpred_app/screens/evaluate.py")
     no_exceptions(at)
     backend = at.radio(key="backend")
     assert list(backend.options) == ["local", "ray"] and backend.value == "local"

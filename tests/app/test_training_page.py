@@ -14,7 +14,7 @@ from gtpred_core.store import RunStore
 from app_helpers import no_exceptions, open_app
 from stored_runs import demo_runs
 
-TRAINING = "pages/training.py"
+TRAINING = "gtpred_app/screens/training.py"
 
 
 def datasets(at):

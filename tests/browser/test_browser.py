@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-ROW_HEIGHT = 56  # pages/mispredictions.py
+ROW_HEIGHT = 56  # gtpred_app/screens/mispredictions.py
 HEADER_HEIGHT = 35
 VERDICT = re.compile(r"True class (Class_\d+) · predicted (Class_\d+)")
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import state
+from gtpred_app.ui import state
 
 run = state.require_run()
 in_use = run.info.class_order_source

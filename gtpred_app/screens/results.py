@@ -6,7 +6,7 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import charts, panels, state, store
+from gtpred_app.ui import charts, panels, state, store
 
 CELL_PAGE_SIZE = 60
 

@@ -19,7 +19,7 @@ from gtpred_core import ClassOrder, GtpredError, ImageFolder, Run, index_image_f
 from gtpred_core.worker import InferenceWorker, ModelFacts, WorkerPool
 from gtpred_core.settings import get_settings
 
-from . import store
+from . import links, store
 from .jobs import EvaluationJob, start_job
 
 RUN_PARAM = "run"
@@ -105,7 +105,7 @@ def require_run() -> Run:
         )
     else:
         st.info("No results yet: evaluate a model first, or run the one-click demo.")
-    st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/play_arrow:")
+    st.page_link(links.screen("evaluate"), label="Go to Evaluate", icon=":material/play_arrow:")
     st.stop()
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import panels, state
+from gtpred_app.ui import panels, state
 
 PAGE_SIZE = 25
 GALLERY_COLUMNS = 5

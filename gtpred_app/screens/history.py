@@ -7,8 +7,8 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import panels, state, store
-from pages.ui.errors import errors_shown, show_error
+from gtpred_app.ui import links, panels, state, store
+from gtpred_app.ui.errors import errors_shown, show_error
 
 #: Bumped when a run is deleted: a new table, so a row selection never points at another run.
 VERSION = "history_version"
@@ -60,7 +60,7 @@ if stored is None:
     st.stop()
 if not stored:
     st.info("No stored runs yet: evaluate a model (or run the demo) and it is saved here.")
-    st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/play_arrow:")
+    st.page_link(links.screen("evaluate"), label="Go to Evaluate", icon=":material/play_arrow:")
     st.stop()
 
 table = views.history_table(stored)
@@ -105,7 +105,7 @@ if st.button(
     with errors_shown():
         run_id = state.set_current_run(store.loaded_run(row.id))
         store.remember_stored(run_id, row.id)
-        st.switch_page("pages/results.py", query_params={state.RUN_PARAM: run_id})
+        st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: run_id})
 
 name_col, rename_col = st.columns([4, 1], vertical_alignment="bottom")
 name_col.text_input("Name", value=row.name, key=f"rename-{row.id}", max_chars=200)

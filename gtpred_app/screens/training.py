@@ -8,8 +8,8 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import charts, panels, store
-from pages.ui.errors import errors_shown
+from gtpred_app.ui import charts, panels, store
+from gtpred_app.ui.errors import errors_shown
 
 PAGE_SIZE = 20
 ROW_HEIGHT = 44

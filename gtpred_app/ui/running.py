@@ -15,7 +15,7 @@ import time
 
 import streamlit as st
 
-from . import state, store
+from . import links, state, store
 from .errors import show_error
 
 POLL_SECONDS = 0.25
@@ -31,7 +31,7 @@ def show_job(origin: str) -> None:
     if job.error is not None:
         show_error(job.error)
     elif collect_finished():
-        st.switch_page("pages/results.py", query_params={state.RUN_PARAM: st.session_state["run_id"]})
+        st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: st.session_state["run_id"]})
 
 
 def _follow(job) -> None:

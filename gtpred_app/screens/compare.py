@@ -8,8 +8,8 @@ import streamlit as st
 
 from gtpred_core import views
 
-from pages.ui import charts, panels, store
-from pages.ui.errors import errors_shown
+from gtpred_app.ui import charts, links, panels, store
+from gtpred_app.ui.errors import errors_shown
 
 PAGE_SIZE = 25
 ROW_HEIGHT = 44
@@ -33,7 +33,7 @@ if stored is None:
     st.stop()
 if len(stored) < 2:
     st.info("Comparing needs two stored runs: evaluate a model twice (say before and after a change), or open the History.")
-    st.page_link("pages/evaluate.py", label="Go to Evaluate", icon=":material/play_arrow:")
+    st.page_link(links.screen("evaluate"), label="Go to Evaluate", icon=":material/play_arrow:")
     st.stop()
 
 labels = {r.id: f"#{r.id} {r.name} · {_percent(r.accuracy)} · {r.created_at[:16].replace('T', ' ')}" for r in stored}

@@ -10,8 +10,8 @@ from gtpred_core.demo import DEMO_MODEL, demo_folder
 from gtpred_core.evaluation import BACKENDS
 from gtpred_core.preprocessing import check_preprocess
 
-from pages.ui import running, sources, state
-from pages.ui.errors import errors_shown
+from gtpred_app.ui import running, sources, state
+from gtpred_app.ui.errors import errors_shown
 
 st.title("Evaluate an image classifier")
 st.write(
