@@ -6,6 +6,7 @@
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
     evaluate ... --save [--name N] [--db F]      also keep the run in the run store
     runs list | show ID | export ID --out O | rename ID NAME | delete ID   [--db F]
+    runs compare A B [--db F]    is B's difference from A more than chance? (one JSON object)
     evaluate-checkpoints --models 'ckpt/*.keras' --images D [...]   one training run
 
 Exit codes: 0 run completed (skipped files included), 2 a problem the user can fix (one line
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = actions.add_parser("export", help="write predictions.csv and summary.json of a stored run")
     export.add_argument("id", type=int)
     export.add_argument("--out", required=True)
+    compare = actions.add_parser("compare", help="McNemar's test and a 95%% interval for B's accuracy minus A's, as JSON")
+    compare.add_argument("a", type=int)
+    compare.add_argument("b", type=int)
     rename = actions.add_parser("rename")
     rename.add_argument("id", type=int)
     rename.add_argument("name")
@@ -155,6 +159,11 @@ def runs_command(args: argparse.Namespace) -> int:
         run = store.load(args.id)
         predictions, summary_path = write_outputs(run, args.out)
         print(f"wrote {predictions} and {summary_path}")
+    elif args.action == "compare":
+        from .compare import compare_runs
+
+        comparison = compare_runs(store.load(args.a), store.load(args.b))
+        print(json.dumps({"a": args.a, "b": args.b, **comparison.significance()}, indent=2))
     elif args.action == "rename":
         store.rename(args.id, args.name)
     elif args.action == "delete":

@@ -2,16 +2,25 @@
 
 Runs are matched file by file through their relative paths, and classes by name, so two runs
 with different class orders (say Keras' and natural) still compare correctly.
+
+Whether a difference is more than chance: both runs scored the same images, so the test is
+paired. McNemar's exact test looks only at the images the runs disagree on (``b`` only A gets
+right, ``c`` only B gets right) and asks whether ``b`` of ``b + c`` is far from half; the 95%
+interval for accuracy B − A is Newcombe's square-and-add interval for paired proportions
+(Newcombe 1998, "Improved confidence intervals for the difference between binomial proportions
+based on paired data", method 10: built from the two Wilson score intervals).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from .errors import GtpredError
-from .metrics import Metrics, compute_metrics
+from .metrics import CONFIDENCE_LEVEL, Interval, Metrics, compute_metrics, wilson_interval
 from .run import Run
 
 
@@ -35,6 +44,94 @@ class Flip:
 
 
 @dataclass(frozen=True)
+class McNemar:
+    """McNemar's exact test: ``b`` images only A gets right, ``c`` only B gets right;
+    ``p_value`` is the two-sided binomial test of ``b`` of ``b + c`` at 1/2 (1.0 when b + c = 0)."""
+
+    b: int
+    c: int
+    p_value: float
+    method: str = "exact"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClassMcNemar:
+    """McNemar's exact test on the images of one true class (whether its recall changed)."""
+
+    label: str
+    b: int
+    c: int
+    p_value: float
+
+
+def mcnemar_exact(b: int, c: int) -> McNemar:
+    """Exact two-sided McNemar test: 2 · P(X <= min(b, c)) for X ~ Binomial(b + c, 1/2), capped at 1.
+
+    Exact integer arithmetic up to ``EXACT_INTEGER_LIMIT`` discordant images (C(n, i) updated
+    term by term); beyond it, the same sum in log space (lgamma), which stays fast for any n.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"b and c count images and cannot be negative (got b={b}, c={c})")
+    n, smaller = b + c, min(b, c)
+    if n == 0:
+        return McNemar(b, c, 1.0)
+    if n <= EXACT_INTEGER_LIMIT:
+        tail, term = 0, 1  # term = C(n, i)
+        for i in range(smaller + 1):
+            tail += term
+            term = term * (n - i) // (i + 1)
+        return McNemar(b, c, min(1.0, 2 * tail / 2**n))
+    i = np.arange(smaller + 1, dtype=np.float64)
+    log_terms = math.lgamma(n + 1) - _lgamma(i + 1) - _lgamma(n - i + 1) - n * math.log(2)
+    top = float(log_terms.max())
+    log_tail = top + math.log(float(np.exp(log_terms - top).sum()))
+    return McNemar(b, c, min(1.0, 2 * math.exp(log_tail)))
+
+
+#: Up to this many discordant images the McNemar p-value is summed in exact integers.
+EXACT_INTEGER_LIMIT = 5000
+_lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+
+
+def paired_difference_interval(
+    both: int, only_a: int, only_b: int, neither: int, level: float = CONFIDENCE_LEVEL
+) -> Interval | None:
+    """Newcombe's interval for accuracy B − A on paired images; None with no images.
+
+    ``both`` images both runs get right, ``only_a`` only A, ``only_b`` only B, ``neither``.
+    With p_B, p_A and their Wilson intervals (l_B, u_B), (l_A, u_A), and φ the correlation
+    of the paired outcomes (continuity-corrected as in Newcombe's paper: 0 when
+    0 <= both·neither − only_a·only_b <= n/2, and 0 when a margin is empty):
+    low  = d − sqrt((p_B − l_B)² − 2φ(p_B − l_B)(u_A − p_A) + (u_A − p_A)²),
+    high = d + sqrt((u_B − p_B)² − 2φ(u_B − p_B)(p_A − l_A) + (p_A − l_A)²).
+    """
+    n = both + only_a + only_b + neither
+    if n == 0:
+        return None
+    right_b, right_a = both + only_b, both + only_a
+    p_b, p_a = right_b / n, right_a / n
+    ci_b, ci_a = wilson_interval(right_b, n, level), wilson_interval(right_a, n, level)
+    assert ci_b is not None and ci_a is not None
+    margins = (right_b, n - right_b, right_a, n - right_a)
+    phi = 0.0
+    if min(margins) > 0:
+        cross = both * neither - only_a * only_b
+        if cross > n / 2:
+            phi = (cross - n / 2) / math.sqrt(math.prod(margins))
+        elif cross < 0:
+            phi = cross / math.sqrt(math.prod(margins))
+    d = p_b - p_a
+    down_b, up_b = p_b - ci_b.low, ci_b.high - p_b
+    down_a, up_a = p_a - ci_a.low, ci_a.high - p_a
+    low = d - math.sqrt(max(0.0, down_b**2 - 2 * phi * down_b * up_a + up_a**2))
+    high = d + math.sqrt(max(0.0, up_b**2 - 2 * phi * up_b * down_a + down_a**2))
+    return Interval(max(-1.0, low), min(1.0, high), level, "newcombe")
+
+
+@dataclass(frozen=True)
 class RunComparison:
     """B against A on the files both evaluated; every delta is B minus A."""
 
@@ -46,12 +143,38 @@ class RunComparison:
     metrics_a: Metrics
     metrics_b: Metrics
     flips: tuple[Flip, ...]
+    mcnemar: McNemar = McNemar(0, 0, 1.0)
+    delta_ci: Interval | None = None  # accuracy B − A, Newcombe (see paired_difference_interval)
+    per_class_mcnemar: tuple[ClassMcNemar, ...] = ()
 
     @property
     def accuracy_delta(self) -> float | None:
         if self.metrics_a.accuracy is None or self.metrics_b.accuracy is None:
             return None
         return self.metrics_b.accuracy - self.metrics_a.accuracy
+
+    @property
+    def accuracy_a(self) -> float | None:
+        """A's accuracy on the common images (not on all of A's)."""
+        return self.metrics_a.accuracy
+
+    @property
+    def accuracy_b(self) -> float | None:
+        return self.metrics_b.accuracy
+
+    def significance(self) -> dict[str, Any]:
+        """Is B's difference from A more than chance? The ``runs compare`` JSON document."""
+        return {
+            "accuracy_a": self.accuracy_a,
+            "accuracy_b": self.accuracy_b,
+            "accuracy_delta": self.accuracy_delta,
+            "n_common": self.n_common,
+            "only_in_a": self.only_in_a,
+            "only_in_b": self.only_in_b,
+            "mcnemar": self.mcnemar.to_dict(),
+            "delta_ci": self.delta_ci.to_dict() if self.delta_ci else None,
+            "per_class": [asdict(row) for row in self.per_class_mcnemar],
+        }
 
     @property
     def confusion_delta(self) -> np.ndarray:
@@ -125,6 +248,12 @@ def compare_runs(a: Run, b: Run) -> RunComparison:
                 direction="right-to-wrong" if right_a[k] else "wrong-to-right",
             )
         )
+    only_a, only_b = right_a & ~right_b, right_b & ~right_a
+    per_class = []
+    for k, name in enumerate(names):
+        of_class = y_true == k
+        test = mcnemar_exact(int(np.sum(only_a & of_class)), int(np.sum(only_b & of_class)))
+        per_class.append(ClassMcNemar(name, test.b, test.c, test.p_value))
     same = (
         a.info.images_fingerprint is not None
         and a.info.images_fingerprint == b.info.images_fingerprint
@@ -139,4 +268,9 @@ def compare_runs(a: Run, b: Run) -> RunComparison:
         metrics_a=compute_metrics(y_true, pred_a, prob_a, names),
         metrics_b=compute_metrics(y_true, pred_b, prob_b, names),
         flips=tuple(flips),
+        mcnemar=mcnemar_exact(int(only_a.sum()), int(only_b.sum())),
+        delta_ci=paired_difference_interval(
+            int(np.sum(right_a & right_b)), int(only_a.sum()), int(only_b.sum()), int(np.sum(~right_a & ~right_b))
+        ),
+        per_class_mcnemar=tuple(per_class),
     )

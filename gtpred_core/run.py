@@ -12,10 +12,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .calibration import calibration
 from .diagnostics import RunWarning, check_class_order, check_prediction_collapse
 from .errors import ClassOrderError
 from .inference import SkippedFile
 from .metrics import Metrics, compute_metrics
+from .suspects import suspect_labels_summary
 
 #: Warning codes that depend on how outputs are named, recomputed by ``Run.relabel``.
 PREDICTION_WARNING_CODES = frozenset({"class-order-mismatch", "prediction-collapse"})
@@ -150,10 +152,15 @@ class Run:
     def summary(self) -> dict[str, Any]:
         """The ``summary.json`` document: numbers and findings, no per-file rows."""
         metrics = self.metrics.to_dict()
+        suspects, suspects_note = suspect_labels_summary(
+            self.paths, self.y_true, self.probabilities, self.class_names, self.warning_codes()
+        )
         return {
             "n_images": self.n_images,
             "accuracy": metrics["accuracy"],
+            "accuracy_ci": metrics["accuracy_ci"],
             "top5_accuracy": metrics["top5_accuracy"],
+            "top5_accuracy_ci": metrics["top5_accuracy_ci"],
             "class_names": list(self.class_names),
             "per_class": metrics["per_class"],
             "macro_avg": metrics["macro"],
@@ -166,6 +173,9 @@ class Run:
             "skipped": [asdict(s) for s in self.skipped],
             "ignored": list(self.ignored),
             "run": self.info.to_dict(),
+            "calibration": calibration(self.probabilities, self.y_true).to_dict(),
+            "suspect_labels": suspects,
+            "suspect_labels_note": suspects_note,
         }
 
     def to_dict(self) -> dict[str, Any]:
