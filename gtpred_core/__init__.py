@@ -23,7 +23,9 @@ from .evaluation import check_model_fits, evaluate_folder, outputs_to_probabilit
 from .export import predictions_csv, summary_json, write_outputs
 from .folder import ImageFolder, index_image_folder
 from .inference import MAX_IMAGE_PIXELS, SkippedFile, Throughput, predict_files
-from .metrics import Metrics, compute_metrics
+from .metrics import Interval, Metrics, compute_metrics, wilson_interval
+from .calibration import Calibration, calibration, temperature_what_if
+from .suspects import SuspectLabel, suspect_labels
 from .model import LoadedModel, load_model
 from .preprocessing import PREPROCESS_MODES
 from .run import Run, RunInfo, assemble_run
@@ -95,5 +97,12 @@ __all__ = [
     "scratch_dir",
     "summary_json",
     "write_outputs",
+    "Calibration",
+    "Interval",
+    "SuspectLabel",
+    "calibration",
+    "suspect_labels",
+    "temperature_what_if",
+    "wilson_interval",
     "__version__",
 ]

@@ -82,7 +82,13 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
     if len(confidence) == 0:
         return None
     bins = reliability_bins(np.asarray(confidence, np.float64), np.asarray(correct, bool), n_bins)
-    return float(sum(b.count / len(confidence) * abs(b.accuracy - b.confidence) for b in bins if b.count))
+    return float(sum(b.count / len(confidence) * _gap(b) for b in bins if b.count))
+
+
+def _gap(b: CalibrationBin) -> float:
+    """|accuracy − confidence| of a non-empty bin."""
+    assert b.accuracy is not None and b.confidence is not None
+    return abs(b.accuracy - b.confidence)
 
 
 def calibration(probabilities: np.ndarray, y_true: np.ndarray, n_bins: int = N_BINS) -> Calibration:
@@ -97,11 +103,11 @@ def calibration(probabilities: np.ndarray, y_true: np.ndarray, n_bins: int = N_B
     confidence = probabilities[rows, predicted]
     correct = predicted == y_true
     bins = reliability_bins(confidence, correct, n_bins)
-    gaps = [abs(b.accuracy - b.confidence) for b in bins if b.count]
+    gaps = [_gap(b) for b in bins if b.count]
     one_hot = np.zeros_like(probabilities)
     one_hot[rows, y_true] = 1.0
     return Calibration(
-        ece=float(sum(b.count / n * abs(b.accuracy - b.confidence) for b in bins if b.count)),
+        ece=float(sum(b.count / n * _gap(b) for b in bins if b.count)),
         mce=float(max(gaps)),
         brier=float(np.mean(np.sum((probabilities - one_hot) ** 2, axis=1))),
         nll=float(np.mean(-np.log(np.maximum(probabilities[rows, y_true], NLL_FLOOR)))),

@@ -84,8 +84,8 @@ def mcnemar_exact(b: int, c: int) -> McNemar:
             tail += term
             term = term * (n - i) // (i + 1)
         return McNemar(b, c, min(1.0, 2 * tail / 2**n))
-    i = np.arange(smaller + 1, dtype=np.float64)
-    log_terms = math.lgamma(n + 1) - _lgamma(i + 1) - _lgamma(n - i + 1) - n * math.log(2)
+    counts = np.arange(smaller + 1, dtype=np.float64)
+    log_terms = math.lgamma(n + 1) - _lgamma(counts + 1) - _lgamma(n - counts + 1) - n * math.log(2)
     top = float(log_terms.max())
     log_tail = top + math.log(float(np.exp(log_terms - top).sum()))
     return McNemar(b, c, min(1.0, 2 * math.exp(log_tail)))
@@ -250,8 +250,8 @@ def compare_runs(a: Run, b: Run) -> RunComparison:
         )
     only_a, only_b = right_a & ~right_b, right_b & ~right_a
     per_class = []
-    for k, name in enumerate(names):
-        of_class = y_true == k
+    for class_index, name in enumerate(names):
+        of_class = y_true == class_index
         test = mcnemar_exact(int(np.sum(only_a & of_class)), int(np.sum(only_b & of_class)))
         per_class.append(ClassMcNemar(name, test.b, test.c, test.p_value))
     same = (

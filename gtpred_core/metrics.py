@@ -139,8 +139,11 @@ class Metrics:
                     )
                 )
             else:
-                scores = [c[key] for key in ("label", "precision", "recall", "f1", "support")]
-                per_class.append(class_metrics(*scores, int(right[k]), int(predicted[k])))
+                per_class.append(
+                    class_metrics(
+                        c["label"], c["precision"], c["recall"], c["f1"], int(c["support"]), int(right[k]), int(predicted[k])
+                    )
+                )
         n = int(data["n_images"])
         if "accuracy_ci" in data:
             accuracy_ci = Interval.from_dict(data["accuracy_ci"])
