@@ -20,6 +20,7 @@ probability when a patch is greyed out), and ``method`` says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -177,3 +178,107 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
     maps = np.maximum(np.asarray(maps, dtype=np.float32), 0)
     peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1) if len(maps) else np.ones((0, 1, 1))
     return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0).astype(np.float32)
+
+
+# ----- a whole folder, in evaluation order -----------------------------------------------------------
+EXPLANATION_COLUMNS = ("path", "true_label", "pred_label", "target_label", "target_index", "probability", "method", "layer")
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """Saliency for a run's images, in evaluation order: one CSV row and one map per image."""
+
+    rows: tuple[tuple[str, str, str, str, int, float, str, str], ...]
+    maps: np.ndarray  # (N, H, W) float32 in [0, 1]
+
+    def csv(self) -> str:
+        from .export import csv_text
+
+        return csv_text(EXPLANATION_COLUMNS, ([*r[:5], f"{r[5]:.9g}", *r[6:]] for r in self.rows))
+
+    def write(self, out_dir: str | Path) -> tuple[Path, Path]:
+        """``explanations.csv`` and ``heatmaps.npy`` (float32, same row order) in ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "explanations.csv").write_text(self.csv(), encoding="utf-8")
+        np.save(out / "heatmaps.npy", self.maps.astype(np.float32))
+        return out / "explanations.csv", out / "heatmaps.npy"
+
+
+def load_images(paths: Sequence[str | Path], size: tuple[int, int], channels: int, preprocess: str) -> np.ndarray:
+    """Decode, resize and preprocess files exactly as the evaluation did (the model's input)."""
+    import tensorflow as tf
+
+    from .inference import decode_image
+    from .preprocessing import apply_preprocess
+
+    batch = [decode_image(tf.io.read_file(str(p)), size, channels) for p in paths]
+    if not batch:
+        return np.zeros((0, size[0], size[1], channels), np.float32)
+    return np.asarray(apply_preprocess(tf.stack(batch), preprocess), dtype=np.float32)
+
+
+def explain_run(
+    run: Any,
+    model_path: str | Path,
+    *,
+    target: str = "predicted",
+    only_wrong: bool = False,
+    layer: str | None = None,
+    batch_size: int = 16,
+    indices: Sequence[int] | None = None,
+) -> Explanations:
+    """Saliency maps for a run's images (all, the wrong ones, or ``indices``), in run order.
+
+    ``target="predicted"`` explains the predicted class, ``"true"`` the true class. The model is
+    loaded again here (safe mode); a SavedModel gets occlusion maps.
+    """
+    from .model import load_model
+
+    if target not in ("predicted", "true"):
+        raise ValueError("target must be 'predicted' or 'true'")
+    info = run.info
+    size = (int(info.input_size[0]), int(info.input_size[1]))
+    rows_wanted = np.arange(run.n_images) if indices is None else np.asarray(indices, dtype=int)
+    if only_wrong:
+        rows_wanted = rows_wanted[~run.correct[rows_wanted]]
+    targets = (run.y_pred if target == "predicted" else run.y_true)[rows_wanted]
+    loaded = load_model(model_path)
+    keras_model = _keras_model(Path(model_path), loaded.kind)
+    maps, method, layer_name = [], OCCLUSION, "input"
+    root = Path(info.images)
+    for start in range(0, len(rows_wanted), batch_size):
+        chunk = rows_wanted[start : start + batch_size]
+        images = load_images([root / run.paths[i] for i in chunk], size, info.channels, info.preprocess)
+        chunk_targets = targets[start : start + batch_size]
+        if keras_model is not None:
+            result = gradcam(keras_model, images, chunk_targets, info.head, layer)
+        else:
+            result = occlusion(loaded.call, images, chunk_targets, info.head)
+        maps.append(result.maps)
+        method, layer_name = result.method, result.layer
+    names = run.class_names
+    rows = tuple(
+        (
+            run.paths[i],
+            names[run.y_true[i]],
+            names[run.y_pred[i]],
+            names[t],
+            int(t),
+            float(run.probabilities[i, t]),
+            method,
+            layer_name,
+        )
+        for i, t in zip(rows_wanted, targets)
+    )
+    stacked = np.concatenate(maps) if maps else np.zeros((0, size[0], size[1]), np.float32)
+    return Explanations(rows, stacked)
+
+
+def _keras_model(path: Path, kind: str) -> Any | None:
+    """The Keras model object for Grad-CAM (None for a SavedModel, which has no layers)."""
+    if kind == "savedmodel":
+        return None
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -112,3 +112,32 @@ def test_occlusion_needs_only_the_forward_call_and_finds_the_bar(saved_models):
     result = occlusion(lambda x: model(x, training=False), images, labels, head="softmax")
     assert result.method == OCCLUSION
     assert _hits(result.maps, boxes, margin=4) >= 0.5  # 4x4-pixel cells: coarser than Grad-CAM
+
+
+def test_explain_run_writes_one_row_and_one_map_per_image_in_order(tmp_path, saved_models):
+    """A real folder, a real ordered evaluation, then the maps of its mistakes for the true class."""
+    from PIL import Image
+
+    from gtpred_core import evaluate_folder
+    from gtpred_core.explain import EXPLANATION_COLUMNS, explain_run
+
+    images, labels, _ = bars(40, seed=5)
+    for k, (image, label) in enumerate(zip(images, labels)):
+        folder = tmp_path / "val" / ("horizontal" if label == 0 else "vertical")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.astype(np.uint8)).save(folder / f"{k:03d}.png")
+    model_path = tmp_path / "flat.keras"
+    saved_models["flat"].save(model_path)
+    run = evaluate_folder(model_path, tmp_path / "val")
+    every = explain_run(run, model_path)
+    assert [r[0] for r in every.rows] == list(run.paths)
+    assert every.maps.shape == (run.n_images, SIDE, SIDE)
+    wrong_true = explain_run(run, model_path, only_wrong=True, target="true")
+    assert [r[0] for r in wrong_true.rows] == [p for p, ok in zip(run.paths, run.correct) if not ok]
+    csv_path, npy_path = every.write(tmp_path / "out")
+    import csv
+
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    assert tuple(table[0]) == EXPLANATION_COLUMNS and len(table) == run.n_images + 1
+    assert np.load(npy_path).dtype == np.float32
