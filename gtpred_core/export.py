@@ -6,10 +6,32 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
 from .run import Run
 
 PREDICTION_COLUMNS = ("path", "true_label", "true_index", "pred_label", "pred_index", "confidence", "correct")
+
+#: A cell starting with one of these is a formula in Excel and LibreOffice (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """``cell`` as a spreadsheet shows it as text: a string that would start a formula gets a
+    leading single quote (OWASP's rule). Numbers pass unchanged; ``summary.json`` stays exact."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
+def csv_text(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
+    """A CSV document whose every cell is ``spreadsheet_safe``: the one way gtpred writes CSV."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([spreadsheet_safe(c) for c in header])
+    for row in rows:
+        writer.writerow([spreadsheet_safe(c) for c in row])
+    return buffer.getvalue()
 
 
 def probability_column(class_name: str) -> str:
@@ -18,18 +40,17 @@ def probability_column(class_name: str) -> str:
 
 def predictions_csv(run: Run) -> str:
     """One row per evaluated file, in evaluation order, then one probability column per class."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*PREDICTION_COLUMNS, *(probability_column(c) for c in run.class_names)])
     names = run.class_names
     confidence = run.confidence
-    for i, path in enumerate(run.paths):
-        t, p = int(run.y_true[i]), int(run.y_pred[i])
-        writer.writerow(
-            [path, names[t], t, names[p], p, f"{confidence[i]:.9g}", str(t == p).lower()]
-            + [f"{v:.9g}" for v in run.probabilities[i].tolist()]
-        )
-    return buffer.getvalue()
+
+    def rows() -> Iterator[list[object]]:
+        for i, path in enumerate(run.paths):
+            t, p = int(run.y_true[i]), int(run.y_pred[i])
+            yield [path, names[t], t, names[p], p, f"{confidence[i]:.9g}", str(t == p).lower()] + [
+                f"{v:.9g}" for v in run.probabilities[i].tolist()
+            ]
+
+    return csv_text([*PREDICTION_COLUMNS, *(probability_column(c) for c in names)], rows())
 
 
 def summary_json(run: Run) -> str:
