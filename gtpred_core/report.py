@@ -135,7 +135,7 @@ def _short(name: str, limit: int = 28) -> str:
 
 def reliability_svg(bins: Sequence[dict[str, Any]]) -> str:
     """Accuracy against confidence per bin (bars), the diagonal of perfect calibration, counts."""
-    w, h, pad = 420, 300, 40
+    w, h, pad = 440, 300, 48
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="reliability diagram" width="{w}" height="{h + 20}" '
         'font-family="system-ui,sans-serif" font-size="11">',
@@ -143,9 +143,13 @@ def reliability_svg(bins: Sequence[dict[str, Any]]) -> str:
         f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#333"/>',
         f'<line x1="{pad}" y1="{h - pad}" x2="{pad}" y2="10" stroke="#333"/>',
         f'<text x="{(w + pad) / 2}" y="{h - 8}" text-anchor="middle">confidence</text>',
-        f'<text transform="translate(12,{(h - pad) / 2}) rotate(-90)" text-anchor="middle">accuracy</text>',
+        f'<text transform="translate(10,{(h - pad) / 2}) rotate(-90)" text-anchor="middle">accuracy</text>',
     ]
     span_x, span_y = w - 10 - pad, h - pad - 10
+    for tick in (0.0, 0.5, 1.0):
+        x, y = pad + span_x * tick, h - pad - span_y * tick
+        parts.append(f'<text x="{x:.1f}" y="{h - pad + 13}" text-anchor="middle">{tick:.0%}</text>')
+        parts.append(f'<text x="{pad - 4}" y="{y + 4:.1f}" text-anchor="end">{tick:.0%}</text>')
     for b in bins:
         if not b.get("count"):
             continue
