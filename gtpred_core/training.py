@@ -10,6 +10,7 @@ a ``keras.utils.PyDataset``, a legacy ``DirectoryIterator`` (``flow_from_directo
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -249,19 +250,19 @@ class PredictionRecorder(keras.callbacks.Callback):
         if self.store is not None:
             self.store.save(run, name=f"epoch {epoch + 1}", training_id=self.training_id, epoch=epoch + 1, logs=logs)
         if self.out_file is not None:
-            self._write_file()
+            self._write_file(self.out_file)
         self.seconds_per_record.append(time.perf_counter() - started)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.store is not None and self.training_id is not None:
             self.store.finish_training(self.training_id)
 
-    def _write_file(self) -> None:
+    def _write_file(self, out_file: Path) -> None:
         """All recorded epochs as one ``.npz``: paths, y_true, and per-epoch y_pred/probabilities."""
         epochs = [e for e, _, _ in self.epochs]
         runs = [r for _, _, r in self.epochs]
         np.savez_compressed(
-            self.out_file,
+            out_file,
             epochs=np.array(epochs),
             paths=np.array(runs[0].paths),
             class_names=np.array(runs[0].class_names),
@@ -305,7 +306,7 @@ def evaluate_checkpoints(
             class_order=order,
             preprocess=preprocess,
             batch_size=batch_size,
-            progress=(lambda done, total, e=epoch: progress(e, done, total)) if progress else None,
+            progress=functools.partial(progress, epoch) if progress else None,
         )
         runs.append(run)
         if store is not None:

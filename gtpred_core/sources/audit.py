@@ -76,6 +76,10 @@ class FindingKind(Enum):
         "Wrap the data in a keras.utils.PyDataset (indexed batches keep their order), or use one worker.",
     )
 
+    code: str
+    problem: str
+    fix: str
+
     def __init__(self, code: str, problem: str, fix: str) -> None:
         self.code = code
         self.problem = problem
@@ -83,8 +87,8 @@ class FindingKind(Enum):
 
     def found(self, evidence: Evidence) -> AuditFinding:
         """This kind of finding, with what was seen in this source (and its own fix, if any)."""
-        fix = f"{self.fix} Here: {evidence.fix_here}." if evidence.fix_here else self.fix
-        return AuditFinding(self, f"{self.problem} Found: {evidence.facts}.", fix)
+        fix_here = f" Here: {evidence.fix_here}." if evidence.fix_here else ""
+        return AuditFinding(self, f"{self.problem} Found: {evidence.facts}.", self.fix + fix_here)
 
 
 @dataclass(frozen=True)
