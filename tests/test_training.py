@@ -12,6 +12,7 @@ import pytest
 
 from gtpred_core import evaluate_folder, index_image_folder
 from gtpred_core.store import RunStore
+from gtpred_core.sources.audit import AUDIT_EXAMPLE, FindingKind
 from gtpred_core.training import PredictionRecorder, SourceShufflesError, audit_data_source, predict_pairs
 from tests.conftest import MODEL_SIZE, _natural_labels
 
@@ -118,7 +119,7 @@ def test_shuffling_sources_are_refused_with_the_reason(training_xy, digits_dir):
     with pytest.raises(SourceShufflesError, match="pipeline contains a shuffle"):
         PredictionRecorder(shuffled)
     iterator = tf.keras.preprocessing.image.ImageDataGenerator().flow_from_directory(str(digits_dir), target_size=(16, 16), shuffle=True)
-    with pytest.raises(SourceShufflesError, match=r"shuffles \(shuffle=True\)"):
+    with pytest.raises(SourceShufflesError, match=r"made with shuffle=True.*flow_from_directory\(\.\.\., shuffle=False\)"):
         PredictionRecorder(iterator)
 
     class ReshufflingLabels(keras.utils.PyDataset):
@@ -175,15 +176,36 @@ def test_audit_reports_each_mistake_with_its_fix(digits_dir, training_xy):
     audit = audit_data_source(shuffled, steps=300 // 32)
     assert {"shuffle-on", "steps-drop-samples", "class-order-string-sort"} <= set(audit.codes())
     drop = next(f for f in audit.findings if f.code == "steps-drop-samples")
-    assert "last 12 sample(s)" in drop.message and "steps=ceil(n / batch_size) = 10" in drop.fix
+    assert "last 12 sample(s)" in drop.message and "Here: steps=10." in drop.fix
+    shuffle = next(f for f in audit.findings if f.code == "shuffle-on")
+    assert "made with shuffle=True" in shuffle.message and "flow_from_directory(..., shuffle=False)" in shuffle.fix
     augmented = legacy(rotation_range=20, horizontal_flip=True).flow_from_directory(str(digits_dir), target_size=(16, 16), shuffle=False)
-    assert "augmentation-on" in audit_data_source(augmented).codes()
-    assert "steps-repeat-samples" in audit_data_source(legacy().flow_from_directory(str(digits_dir), shuffle=False), steps=11).codes()
+    augmentation = audit_data_source(augmented)
+    assert augmentation.codes() == ["augmentation-on", "class-order-string-sort"]
+    assert "sets rotation_range, horizontal_flip" in augmentation.findings[0].message
+    repeat = audit_data_source(legacy().flow_from_directory(str(digits_dir), shuffle=False), steps=11)
+    assert "steps-repeat-samples" in repeat.codes()
     clean = keras.utils.image_dataset_from_directory(digits_dir, shuffle=False, image_size=(16, 16), verbose=False)
     assert audit_data_source(clean).codes() == ["class-order-string-sort"]
-    assert "shuffle-on" in audit_data_source(keras.utils.image_dataset_from_directory(digits_dir, image_size=(16, 16), verbose=False)).codes()
+    from_directory = audit_data_source(keras.utils.image_dataset_from_directory(digits_dir, image_size=(16, 16), verbose=False))
+    assert "shuffle-on" in from_directory.codes() and (from_directory.n_samples, from_directory.batch_size) == (300, 32)
     x, y = training_xy
     flipping = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).map(lambda a, b: (tf.image.random_flip_left_right(a), b))
-    assert "augmentation-on" in audit_data_source(flipping).codes()
+    flips = audit_data_source(flipping)
+    assert flips.codes() == ["augmentation-on"] and "RandomUniform" in flips.findings[0].message
     generator = ((x[i : i + 32], y[i : i + 32]) for i in range(0, 600, 32))
-    assert "generator-with-workers" in audit_data_source(generator, steps=19, workers=4).codes()
+    shared = audit_data_source(generator, steps=19, workers=4)
+    assert shared.codes() == ["generator-with-workers"] and "4 workers" in shared.findings[0].message
+    assert audit_data_source((x, y), steps=3).ok and audit_data_source(digits_dir).n_samples == 300
+    # Every kind in the registry (the list the Evaluate page's help shows) is really reported.
+    seen = {code for a in (audit, augmentation, repeat, from_directory, flips, shared) for code in a.codes()}
+    assert seen == {kind.code for kind in FindingKind}
+
+
+def test_the_helps_example_runs_on_a_real_folder(digits_dir, capsys):
+    import keras
+
+    exec(AUDIT_EXAMPLE.replace('"val/"', repr(str(digits_dir))), {"keras": keras})
+    findings = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("Found 300 files")]
+    assert len(findings) == 1 and findings[0].startswith("class-order-string-sort - ")  # the folder's only trap
+    assert "Fix: Save class_indices" in findings[0]

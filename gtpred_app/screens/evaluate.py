@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gtpred_core import PREPROCESS_MODES, check_model_fits, resolve_class_order, views
-from gtpred_core.audit_help import AUDIT_CHECKS, AUDIT_EXAMPLE
+from gtpred_core.sources.audit import AUDIT_EXAMPLE, FindingKind
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 from gtpred_core.evaluation import BACKENDS
 from gtpred_core.preprocessing import check_preprocess
@@ -110,4 +110,4 @@ with st.expander("Checking your own data pipeline", icon=":material/checklist:")
     )
     st.code(AUDIT_EXAMPLE, language="python")
     st.markdown("What it reports, and the fix for each:")
-    st.markdown("\n".join(f"- **`{check.code}`**: {check.problem} *Fix:* {check.fix}" for check in AUDIT_CHECKS))
+    st.markdown("\n".join(f"- **`{kind.code}`**: {kind.problem} *Fix:* {kind.fix}" for kind in FindingKind))

@@ -176,12 +176,12 @@ def test_an_epoch_whose_predictions_collapse_is_flagged(trainings, monkeypatch):
 
 
 def test_the_evaluate_screen_explains_how_to_audit_ones_own_pipeline():
-    from gtpred_core.audit_help import AUDIT_CHECKS
+    from gtpred_core.sources.audit import FindingKind
 
     at = open_app()
     no_exceptions(at)
     (help_box,) = [e for e in at.expander if e.label == "Checking your own data pipeline"]
     assert "audit_data_source(" in help_box.code[0].value
     listed = " ".join(m.value for m in help_box.markdown)
-    for check in AUDIT_CHECKS:
-        assert f"**`{check.code}`**" in listed and check.fix in listed
+    for kind in FindingKind:  # the registry the audit builds its findings from
+        assert f"**`{kind.code}`**" in listed and kind.problem in listed and kind.fix in listed
