@@ -84,6 +84,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
     parser.add_argument("--save", action="store_true", help="also keep the run in the run store")
     parser.add_argument("--name", default=None, help="name of the stored run (with --save)")
+    parser.add_argument("--report", action="store_true", help="also write report.html: one self-contained page to share")
     _add_db_option(parser)
 
 
@@ -113,12 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
     export = actions.add_parser("export", help="write predictions.csv and summary.json of a stored run")
     export.add_argument("id", type=int)
     export.add_argument("--out", required=True)
+    report = actions.add_parser("report", help="write the self-contained HTML report of a stored run")
+    report.add_argument("id", type=int)
+    report.add_argument("--out", required=True, help="the .html file to write")
     compare = actions.add_parser("compare", help="McNemar's test and a 95%% interval for B's accuracy minus A's, as JSON")
     compare.add_argument("a", type=int)
     compare.add_argument("b", type=int)
     rename = actions.add_parser("rename")
     rename.add_argument("id", type=int)
     rename.add_argument("name")
+    explain = commands.add_parser("explain", help="saliency maps (Grad-CAM) of each image's predicted or true class")
+    explain.add_argument("--model", required=True, help=".keras, .h5, or a TF SavedModel folder (occlusion maps)")
+    explain.add_argument("--images", required=True, help="folder with one sub-folder per class")
+    explain.add_argument("--out", required=True, help="folder for explanations.csv and heatmaps.npy")
+    explain.add_argument("--target", choices=["predicted", "true"], default="predicted", help="explain the predicted class (default) or the true class")
+    explain.add_argument("--only-wrong", action="store_true", help="only the mispredicted images")
+    explain.add_argument("--layer", default=None, help="the layer to explain (default: the last with a spatial output)")
+    explain.add_argument("--class-order", default="keras", help="as for evaluate")
+    explain.add_argument("--preprocess", default="none", choices=list(PREPROCESS_MODES))
+    explain.add_argument("--image-size", type=_image_size, default=None, help="HEIGHTxWIDTH, for models that take any size")
+    explain.add_argument("--batch-size", type=_positive_int, default=32)
     demo = commands.add_parser("demo", help="evaluate the built-in digits demo (shows the class-order trap)")
     demo.add_argument("--out", default="gtpred-demo-out")
     _add_run_options(demo)
@@ -159,6 +174,10 @@ def runs_command(args: argparse.Namespace) -> int:
         run = store.load(args.id)
         predictions, summary_path = write_outputs(run, args.out)
         print(f"wrote {predictions} and {summary_path}")
+    elif args.action == "report":
+        from .report import write_report
+
+        print(f"wrote {write_report(store.load(args.id), args.out)}")
     elif args.action == "compare":
         from .compare import compare_runs
 
@@ -196,6 +215,27 @@ def checkpoints_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def explain_command(args: argparse.Namespace) -> int:
+    """Evaluate in order, then write each image's saliency map in that order."""
+    from .evaluation import evaluate_folder
+    from .explain import explain_run
+
+    run = evaluate_folder(
+        Path(args.model),
+        Path(args.images),
+        class_order=args.class_order,
+        preprocess=args.preprocess,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        progress=TerminalProgress(),
+    )
+    explained = explain_run(run, Path(args.model), target=args.target, only_wrong=args.only_wrong, layer=args.layer)
+    csv_path, maps_path = explained.write(args.out)
+    method = explained.rows[0][6] if explained.rows else "none"
+    print(f"{len(explained.rows)} images explained ({method}); wrote {csv_path} and {maps_path}")
+    return 0
+
+
 def run_command(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_folder
     from .export import write_outputs
@@ -204,6 +244,8 @@ def run_command(args: argparse.Namespace) -> int:
         return runs_command(args)
     if args.command == "evaluate-checkpoints":
         return checkpoints_command(args)
+    if args.command == "explain":
+        return explain_command(args)
 
     if args.command == "demo":
         from .demo import DEMO_MODEL, demo_folder
@@ -230,6 +272,10 @@ def run_command(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     write_outputs(run, out)
+    if args.report:
+        from .report import write_report
+
+        write_report(run, out / "report.html")
     _print_summary(run, out, sys.stdout)
     if sink is not None:
         print(f"stored as run {sink.run_id}")
