@@ -91,6 +91,10 @@ class LabelsCsvReport:
 
     def lines(self) -> list[str]:
         """One plain sentence per finding (text, not Markdown), the first being the counts."""
+        return self.file_lines() + self.label_lines()
+
+    def file_lines(self) -> list[str]:
+        """The counts, then what concerns the files: missing, duplicate, not listed."""
         lines = [
             f"{self.csv_name}: {self.n_rows:,} rows, {self.n_files:,} images to evaluate in the CSV's "
             f"row order (files from column '{self.file_column}', classes from '{self.label_column}')."
@@ -116,6 +120,11 @@ class LabelsCsvReport:
                 f"{len(self.not_listed):,} image(s) under the images folder are not in the CSV and "
                 f"will not be evaluated (first: {self.not_listed[0]})."
             )
+        return lines
+
+    def label_lines(self) -> list[str]:
+        """What concerns the labels: outside the class list, or numbers."""
+        lines = []
         if self.unknown_labels:
             lines.append(
                 f"{len(self.unknown_labels):,} label(s) are not in the class list given: "
@@ -256,14 +265,13 @@ def _index_rows(
     labels_text = [label for _, label in kept]
     distinct = list(dict.fromkeys(labels_text))
     numeric = sorted((n for n in distinct if _WHOLE_NUMBER.fullmatch(n)), key=int)
-    given = tuple(class_names) if class_names is not None else None
+    given: tuple[str, ...] = tuple(class_names or ())
     numbers_mapped = bool(given) and len(numeric) == len(distinct) and not any(n in given for n in numeric)
     if numbers_mapped:
-        assert given is not None
         labels_text = [given[int(n)] if int(n) < len(given) else n for n in labels_text]
         distinct = list(dict.fromkeys(labels_text))
-    unknown = tuple(n for n in distinct if given is not None and n not in given)
-    names = keras_order(set(distinct) | set(given or ()))  # Keras' class_indices; reordered later as chosen
+    unknown = tuple(n for n in distinct if class_names is not None and n not in given)
+    names = keras_order(sorted(set(distinct) | set(given)))  # Keras' class_indices; reordered later as chosen
     position = {name: i for i, name in enumerate(names)}
     listed = {rel for rel, _ in kept} | set(first_row)
     not_listed = tuple(sorted(rel for rel in _image_root_files(str(root)) if rel not in listed))
@@ -336,3 +344,28 @@ def find_labels_csvs(root: str | Path, limit: int = 500) -> list[str]:
                 if len(found) >= limit:
                     return found
     return found
+
+
+def locate_images_root(csv_path: str | Path, top: str | Path, sample: int = 100) -> Path:
+    """Where an unpacked zip's images start for this CSV: ``top`` or a folder it wraps alone.
+
+    A zip of ``images/`` may hold ``images/a.png`` while the CSV says ``a.png`` (or says
+    ``images/a.png``): of ``top`` and each lone wrapper folder inside it, the one under which
+    most of the CSV's first ``sample`` files exist wins (``top`` on a tie). Reads only names.
+    """
+    header, *body = _read_rows(Path(csv_path)) or [[]]
+    column = _pick_column(header, FILE_COLUMNS)
+    candidates = [Path(top)]
+    while True:
+        entries = [e for e in os.scandir(candidates[-1]) if not _is_hidden(e.name)]
+        if len(entries) != 1 or not entries[0].is_dir(follow_symlinks=False):
+            break
+        candidates.append(Path(entries[0].path))
+    if column is None:
+        return candidates[0]
+    names = [_cell(row, column) for row in body[:sample]]
+
+    def hits(root: Path) -> int:
+        return sum(1 for name in names if name and os.path.isfile(os.path.join(root, name)))
+
+    return max(candidates, key=hits)  # max keeps the first of equals: the outermost
