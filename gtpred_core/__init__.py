@@ -29,6 +29,7 @@ from .suspects import SuspectLabel, suspect_labels
 from .model import LoadedModel, load_model
 from .preprocessing import PREPROCESS_MODES
 from .run import Run, RunInfo, assemble_run
+from .sources.labels_csv import LabelsCsvError, LabelsCsvReport, read_labels_csv
 from .uploads import extract_zip_safely, list_subfolders, remove_scratch, resolve_inside_root, scratch_dir
 
 __version__ = "0.1.0"
@@ -64,6 +65,8 @@ __all__ = [
     "GtpredError",
     "ImageFolder",
     "InvariantError",
+    "LabelsCsvError",
+    "LabelsCsvReport",
     "LoadedModel",
     "MAX_IMAGE_PIXELS",
     "Metrics",
@@ -91,6 +94,7 @@ __all__ = [
     "predict_files",
     "predictions_csv",
     "read_class_order_file",
+    "read_labels_csv",
     "remove_scratch",
     "resolve_class_order",
     "resolve_inside_root",

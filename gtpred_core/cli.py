@@ -1,6 +1,6 @@
 """``python -m gtpred_core``: the command line face of the core. Its names are a contract.
 
-    evaluate --model M --images D --out O [--class-order keras|natural|FILE]
+    evaluate --model M (--images D | --labels CSV [--images ROOT]) --out O [--class-order keras|natural|FILE]
              [--preprocess none|rescale|tf|torch|caffe] [--batch-size N] [--image-size HxW]
              [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
@@ -8,6 +8,13 @@
     runs list | show ID | export ID --out O | rename ID NAME | delete ID   [--db F]
     runs compare A B [--db F]    is B's difference from A more than chance? (one JSON object)
     evaluate-checkpoints --models 'ckpt/*.keras' --images D [...]   one training run
+
+A labels CSV (``filename,class`` rows, Keras' flow_from_dataframe layout) is evaluated in its row
+order; its paths are relative to --images, or to the CSV's folder. What it found (missing files,
+duplicates, images it leaves out, numeric labels) is printed before the run.
+
+The command runs under an address-space limit, GTPRED_CLI_MEMORY_MB (default: the worker's
+GTPRED_WORKER_MEMORY_MB; 0 for none), so a hostile file cannot take the machine's memory.
 
 Exit codes: 0 run completed (skipped files included), 2 a problem the user can fix (one line
 on stderr naming it and the fix), 1 an unexpected error, 130 interrupted.
@@ -98,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     evaluate = commands.add_parser("evaluate", help="evaluate a model on an image folder")
     evaluate.add_argument("--model", required=True, help=".keras, .h5, or a TF SavedModel folder")
-    evaluate.add_argument("--images", required=True, help="folder with one sub-folder per class")
+    evaluate.add_argument("--images", default=None, help="folder with one sub-folder per class (with --labels: the folder the CSV's paths start from)")
+    evaluate.add_argument("--labels", default=None, help="a CSV with a filename and a class column, evaluated in its row order")
     evaluate.add_argument("--out", required=True, help="folder for predictions.csv and summary.json")
     _add_run_options(evaluate)
     checkpoints = commands.add_parser("evaluate-checkpoints", help="evaluate every checkpoint on the same images, as one training run")
@@ -236,6 +244,34 @@ def explain_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def labels_csv_images(args: argparse.Namespace, stream: TextIO = sys.stdout):
+    """Read ``--labels`` (with ``--class-order FILE`` as its class list) and print its report."""
+    from .class_order import KERAS, NATURAL, read_class_order_file
+    from .sources.labels_csv import read_labels_csv
+
+    class_list = None if args.class_order in (KERAS, NATURAL) else read_class_order_file(args.class_order)
+    folder, report = read_labels_csv(args.labels, args.images, class_names=class_list)
+    for line in report.lines():
+        print(f"labels: {line}", file=stream)
+    return folder
+
+
+def limit_memory(megabytes: int) -> None:
+    """Cap this process's address space (RLIMIT_AS), as the app's worker is capped: a file
+    that streams forever (a link to /dev/zero) then stops at the limit, not the machine's."""
+    if megabytes <= 0:
+        return
+    try:
+        import resource
+    except ImportError:  # not on POSIX: no limit to set
+        return
+    limit = megabytes * 2**20
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def run_command(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_folder
     from .export import write_outputs
@@ -251,8 +287,12 @@ def run_command(args: argparse.Namespace) -> int:
         from .demo import DEMO_MODEL, demo_folder
 
         model, images = DEMO_MODEL, demo_folder()
-    else:
+    elif args.labels:
+        model, images = Path(args.model), labels_csv_images(args)
+    elif args.images:
         model, images = Path(args.model), Path(args.images)
+    else:
+        raise GtpredError("Say where the images are.", "Give --images FOLDER (one sub-folder per class) or --labels CSV.")
     sink = None
     if args.save:
         from .store import RunStore
@@ -286,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "backend", "local") != "ray":  # Ray's own processes would inherit the cap
+        from .settings import get_settings
+
+        limit_memory(get_settings().cli_memory_mb)
     try:
         return run_command(args)
     except GtpredError as err:
@@ -294,6 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(
+            "error: the evaluation needed more memory than the command line may use "
+            "(GTPRED_CLI_MEMORY_MB). Use a smaller --batch-size, or raise GTPRED_CLI_MEMORY_MB.",
+            file=sys.stderr,
+        )
+        return 2
     except Exception as err:  # a bug: one line for the user, the traceback only on request
         if args.debug:
             raise

@@ -115,8 +115,7 @@ def _context_warnings(
         warnings.append(
             RunWarning(
                 "ignored-files",
-                f"{len(folder.ignored)} file(s) are not images Keras would load (.bmp .gif "
-                f".jpeg .jpg .png) and were not evaluated (first: {folder.ignored[0]}).",
+                folder.describe_ignored(),
             )
         )
     if not completed:

@@ -5,7 +5,9 @@ The pipeline is ``tf.data``: read + check header size + decode + resize in paral
 two threads, their results taken strictly in order. Each element carries its file index; we
 verify that indices arrive strictly increasing and each at most once, rather than trusting the
 pipeline. Files that fail to decode are dropped by ``ignore_errors`` and then
-re-read one by one to find the reason to report.
+re-read one by one to find the reason to report. Before any read, every path is ``stat``-ed:
+only regular files up to ``GTPRED_MAX_IMAGE_MB`` go in (``tf.io.read_file`` reads a named pipe
+forever and ``/dev/zero`` until memory runs out; both are skipped with the reason, unread).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import InvariantError, ModelError
+from .folder import read_refusal
 from .model import LoadedModel
 from .preprocessing import apply_preprocess, check_preprocess
 
@@ -204,8 +207,16 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def build_dataset(paths: Sequence[str], size: tuple[int, int], channels: int, batch_size: int):
+def build_dataset(
+    paths: Sequence[str],
+    size: tuple[int, int],
+    channels: int,
+    batch_size: int,
+    indices: Sequence[int] | None = None,
+):
     """(index, image, declared_pixels) batches in path order; undecodable files dropped.
+
+    ``indices`` (increasing) picks which of ``paths`` to read; each element carries its index.
 
     Fixed parallelism (one decode per usable CPU, at least 2) and a two-batch prefetch, with
     tf.data's autotuning off: for read-decode-batch that is where autotuning ends up anyway,
@@ -215,7 +226,10 @@ def build_dataset(paths: Sequence[str], size: tuple[int, int], channels: int, ba
     """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), list(paths)))
+    picked = range(len(paths)) if indices is None else indices
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(list(picked), dtype=tf.int64), tf.constant([paths[i] for i in picked], dtype=tf.string))
+    )
     loader = _loader((int(size[0]), int(size[1])), int(channels))
     dataset = _map_in_order(dataset, loader, parallel=max(2, usable_cpus()))
     dataset = dataset.ignore_errors().batch(batch_size).prefetch(2)
@@ -256,14 +270,22 @@ def _compile_forward(model: LoadedModel, size: tuple[int, int], preprocess: str)
     return forward
 
 
+def max_image_bytes() -> int | None:
+    """The per-file read cap from ``GTPRED_MAX_IMAGE_MB`` (0 or less: no cap)."""
+    from .settings import get_settings
+
+    mb = get_settings().max_image_mb
+    return mb * 2**20 if mb > 0 else None
+
+
 def describe_failure(path: str, channels: int) -> str:
     """Why one file could not be evaluated, in words a user can act on."""
     import tensorflow as tf
 
-    try:
-        size = os.path.getsize(path)
-    except OSError as err:
-        return f"cannot be read: {err.strerror}"
+    refused = read_refusal(path, max_image_bytes())  # never re-read a file swapped for a pipe
+    if refused is not None:
+        return refused
+    size = os.path.getsize(path)
     if size == 0:
         return "empty file (0 bytes)"
     try:
@@ -318,11 +340,14 @@ def predict_files(
     outputs = np.zeros((total, model.output_width), dtype=np.float32)
     evaluated = np.zeros(total, dtype=bool)
     too_big: list[tuple[int, int]] = []
+    cap = max_image_bytes()
+    refused = {i: reason for i, path in enumerate(paths) if (reason := read_refusal(path, cap)) is not None}
+    readable = [i for i in range(total) if i not in refused] if refused else None
     last_index = -1
     completed = True
     if total:
         forward = make_forward(model, size, preprocess)
-        batches = iter(build_dataset(paths, size, model.channels, batch_size))
+        batches = iter(build_dataset(paths, size, model.channels, batch_size, readable) if readable != [] else ())
         in_flight: deque[tuple[np.ndarray, np.ndarray, Future]] = deque()
         last_arrived = -1
 
@@ -365,6 +390,7 @@ def predict_files(
                 last_index = total - 1
     n_seen = last_index + 1
     reasons = {i: f"its header declares {p:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel safety limit (not decoded)" for i, p in too_big}
+    reasons.update(refused)
     skipped = tuple(
         (int(i), reasons.get(int(i)) or describe_failure(paths[i], model.channels))
         for i in np.flatnonzero(~evaluated[:n_seen])

@@ -13,6 +13,8 @@
 | GTPRED_MAX_WORKERS    | most inference worker processes alive at once            | 4                    |
 | GTPRED_SCRATCH_TTL_H  | uploads unused this long (hours) are deleted             | 24                   |
 | GTPRED_RAY_ADDRESS    | the Ray cluster the app's "ray" backend joins            | a local Ray          |
+| GTPRED_MAX_IMAGE_MB   | largest image file read (larger ones are skipped)        | 256                  |
+| GTPRED_CLI_MEMORY_MB  | address-space limit of the command line (0: none)        | the worker's limit   |
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Settings:
     max_workers: int = 4
     scratch_ttl_hours: float = 24.0
     ray_address: str | None = None
+    max_image_mb: int = 256
+    cli_memory_mb: int = 8192
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -51,6 +55,8 @@ class Settings:
             max_workers=int(env.get("GTPRED_MAX_WORKERS", "4")),
             scratch_ttl_hours=float(env.get("GTPRED_SCRATCH_TTL_H", "24")),
             ray_address=env.get("GTPRED_RAY_ADDRESS") or None,
+            max_image_mb=int(env.get("GTPRED_MAX_IMAGE_MB", "256")),
+            cli_memory_mb=int(env.get("GTPRED_CLI_MEMORY_MB") or env.get("GTPRED_WORKER_MEMORY_MB", "8192")),
         )
 
 

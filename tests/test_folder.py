@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from gtpred_core import FolderError, index_image_folder
+from gtpred_core.folder import OUTSIDE_ROOT
 
 
 def _img(path: Path) -> None:
@@ -76,3 +78,56 @@ def test_missing_folder_file_instead_of_folder_and_no_class_folders_are_clear_er
         index_image_folder(tmp_path / "f.png")
     with pytest.raises(FolderError, match="No class folders"):
         index_image_folder(tmp_path)
+
+
+# ----- files that hang, stream forever or lead out of the folder (issue 14) ----------------------
+def test_a_fifo_named_like_an_image_is_ignored_with_its_reason_never_opened(tmp_path):
+    _img(tmp_path / "a" / "ok.png")
+    os.mkfifo(tmp_path / "a" / "x.png")
+    folder = index_image_folder(tmp_path)  # opening the FIFO would block here forever
+    assert folder.files == ("a/ok.png",) and folder.ignored == ("a/x.png",)
+    assert folder.why_ignored("a/x.png") == "a named pipe (FIFO), not a regular file (not read)"
+    assert "a named pipe (FIFO)" in folder.describe_ignored()
+
+
+def test_a_link_to_a_device_is_ignored_with_its_reason(tmp_path):
+    _img(tmp_path / "a" / "ok.png")
+    os.symlink("/dev/zero", tmp_path / "a" / "z.png")
+    folder = index_image_folder(tmp_path)
+    assert folder.files == ("a/ok.png",)
+    # /dev is outside the folder: refused before its type is even looked at.
+    assert folder.why_ignored("a/z.png") == OUTSIDE_ROOT
+
+
+def test_links_out_of_the_folder_are_refused_links_within_it_are_kept(tmp_path):
+    outside = tmp_path / "outside"
+    _img(outside / "secret.png")
+    _img(outside / "more" / "deep.png")
+    root = tmp_path / "data"
+    _img(root / "cat" / "a.png")
+    _img(root / "dog" / "b.png")
+    os.symlink(outside / "secret.png", root / "cat" / "linked.png")  # a linked image
+    os.symlink(outside, root / "zebra")  # a linked class folder
+    os.symlink(root / "cat" / "a.png", root / "dog" / "same_as_a.png")  # inside: fine
+    os.symlink(outside / "gone.png", root / "dog" / "broken.png")
+    folder = index_image_folder(root)
+    assert folder.class_names == ("cat", "dog", "zebra")  # the class stays: indices as in Keras
+    assert folder.files == ("cat/a.png", "dog/b.png", "dog/same_as_a.png")
+    assert folder.why_ignored("cat/linked.png") == OUTSIDE_ROOT
+    assert folder.why_ignored("zebra/") == OUTSIDE_ROOT and folder.empty_classes == ("zebra",)
+    assert folder.why_ignored("dog/broken.png") == OUTSIDE_ROOT  # it points outside, even missing
+    assert not any("secret" in f or "deep" in f for f in folder.files + folder.ignored)
+
+
+def test_the_data_root_itself_may_be_a_link(tmp_path):
+    _img(tmp_path / "real" / "cat" / "a.png")
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    assert index_image_folder(tmp_path / "alias").files == ("cat/a.png",)
+
+
+def test_a_broken_link_inside_the_folder_says_so(tmp_path):
+    _img(tmp_path / "cat" / "a.png")
+    os.symlink(tmp_path / "cat" / "gone.png", tmp_path / "cat" / "b.png")
+    folder = index_image_folder(tmp_path)
+    assert folder.files == ("cat/a.png",)
+    assert folder.why_ignored("cat/b.png") == "a broken link (its target is missing)"

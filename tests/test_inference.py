@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import resource
 import shutil
 import struct
+import subprocess
+import sys
 import threading
 import zlib
 from pathlib import Path
@@ -169,3 +174,81 @@ def test_grayscale_model_gets_single_channel_images(gray_model, digits_dir):
     assert run.info.channels == 1
     for i in (0, 150, 299):
         np.testing.assert_allclose(run.probabilities[i], reference[run.paths[i]], atol=1e-5)
+
+
+# ----- files that hang or eat memory (issue 14) --------------------------------------------------
+# A regression here hangs (a FIFO) or takes all memory (/dev/zero): each such check runs in a
+# subprocess with a time limit and an address-space limit of its own, so it fails, not the suite.
+ROOT = Path(__file__).resolve().parents[1]
+GUARD_MB = 6144
+
+
+def _limited(command: list[str], env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (GUARD_MB * 2**20, GUARD_MB * 2**20))
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, preexec_fn=cap)
+
+
+def test_predict_files_skips_a_fifo_and_a_link_to_dev_zero_unread(softmax_model, digits_dir, tmp_path):
+    good = sorted(str(p) for p in (digits_dir / "Class_3").iterdir())[:3]
+    os.mkfifo(tmp_path / "x.png")
+    os.symlink("/dev/zero", tmp_path / "z.png")
+    paths = [good[0], str(tmp_path / "x.png"), good[1], str(tmp_path / "z.png"), good[2]]
+    code = (
+        "from gtpred_core import load_model, predict_files\n"
+        f"raw = predict_files(load_model({str(softmax_model)!r}), {paths!r}, batch_size=2)\n"
+        "print('evaluated', *raw.indices.tolist())\n"
+        "for i, reason in raw.skipped: print('skipped', i, reason)\n"
+    )
+    result = _limited([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert "evaluated 0 2 4" in lines
+    assert "skipped 1 a named pipe (FIFO), not a regular file (not read)" in lines
+    assert "skipped 3 a device, not a regular file (not read)" in lines
+
+
+def test_a_file_over_the_per_image_cap_is_skipped_unread(softmax_model, digits_dir, tmp_path, monkeypatch):
+    source = sorted((digits_dir / "Class_3").iterdir())[0]
+    big = tmp_path / "big.png"
+    big.write_bytes(source.read_bytes() + b"\0" * (2 * 2**20))  # decodes fine: PNG ends at IEND
+    model = load_model(softmax_model)
+    assert predict_files(model, [str(big)]).skipped == ()  # the default cap (256 MB) takes it
+    monkeypatch.setenv("GTPRED_MAX_IMAGE_MB", "1")
+    raw = predict_files(model, [str(source), str(big)])
+    assert raw.indices.tolist() == [0]
+    assert raw.skipped == ((1, "2 MB, over the per-image limit of 1 MB (GTPRED_MAX_IMAGE_MB; not read)"),)
+
+
+def test_cli_evaluates_a_folder_holding_a_fifo_and_a_dev_zero_link(softmax_model, digits_dir, tmp_path):
+    root = tmp_path / "val"
+    shutil.copytree(digits_dir, root)
+    os.mkfifo(root / "Class_3" / "x.png")
+    os.symlink("/dev/zero", root / "Class_3" / "z.png")
+    os.symlink(tmp_path / "secret", root / "Class_4" / "secret.png")
+    command = [sys.executable, "-m", "gtpred_core", "evaluate", "--model", str(softmax_model), "--images", str(root), "--out", str(tmp_path / "out")]
+    result = _limited(command)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "300 images evaluated" in result.stdout
+    assert "a named pipe (FIFO), not a regular file (not read): 1 (first: Class_3/x.png)" in result.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert {"Class_3/x.png", "Class_3/z.png", "Class_4/secret.png"} <= set(summary["ignored"])
+
+
+@pytest.mark.parametrize(
+    ("env", "expected_mb"),
+    [({"GTPRED_CLI_MEMORY_MB": "3000"}, 3000), ({"GTPRED_WORKER_MEMORY_MB": "5000"}, 5000), ({}, 8192), ({"GTPRED_CLI_MEMORY_MB": "0"}, None)],
+)
+def test_the_cli_runs_under_its_memory_cap(tmp_path, env, expected_mb):
+    code = (
+        "import resource\n"
+        "from gtpred_core.cli import main\n"
+        f"code = main(['runs', '--db', {str(tmp_path / 'runs.sqlite3')!r}, 'list'])\n"
+        "print('exit', code, 'limit', resource.getrlimit(resource.RLIMIT_AS)[0])\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("GTPRED_CLI_MEMORY_MB", "GTPRED_WORKER_MEMORY_MB")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120)
+    expected = resource.RLIM_INFINITY if expected_mb is None else expected_mb * 2**20
+    assert f"exit 0 limit {expected}" in result.stdout, result.stderr

@@ -48,7 +48,9 @@ if model_path is not None:
 
 st.header("2. Images")
 folder = None
-images_path = sources.choose_images()
+by_csv = sources.labelled_by_csv()
+labels_csv = sources.choose_labels_csv() if by_csv else None
+images_path = None if by_csv else sources.choose_images()
 if images_path is not None:
     with errors_shown():
         folder = state.indexed_folder(str(images_path))
@@ -58,6 +60,9 @@ if images_path is not None:
                 st.code("\n".join(folder.ignored[:200]) + ("\n…" if len(folder.ignored) > 200 else ""))
         for name in folder.empty_classes:
             st.warning(f"The class folder `{name}` holds no images; it stays a class, as in Keras.")
+if labels_csv is not None:
+    with errors_shown():
+        folder = sources.labels_csv_folder(labels_csv)
 
 st.header("3. Class order and preprocessing")
 order_spec = sources.choose_class_order()
@@ -82,6 +87,7 @@ if folder is None or model is None or order_spec is None:
     st.info("Choose a model, the images and the class order above; the checks show here.")
 else:
     with errors_shown():
+        folder = sources.labels_csv_folder(labels_csv, order_spec) if labels_csv is not None else folder
         order = resolve_class_order(order_spec, folder.class_names, folder.counts)
         mapping = views.folder_mapping(folder, order.names)
         st.dataframe(
@@ -97,7 +103,7 @@ else:
 if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not ready or running.is_busy(), key="run"):
     state.start_evaluation(
         model, folder, order, preprocess=preprocess, batch_size=int(batch_size), backend=backend,
-        label=images_path.name, origin="form",
+        label=folder.source or images_path.name, origin="form",
     )
 running.show_job("form")
 

@@ -12,13 +12,15 @@ import io
 import os
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from gtpred_core import ModelError, views
+from gtpred_core import ImageFolder, ModelError, read_class_order_file, views
+from gtpred_core.sources.labels_csv import LabelsCsvReport, find_labels_csvs, locate_images_root, read_labels_csv
 from gtpred_core.errors import UploadError
 from gtpred_core.settings import get_settings
 from gtpred_core.uploads import extract_zip_safely, list_subfolders, prune_scratch, resolve_inside_root, scratch_dir, scratch_folder_of
@@ -285,3 +287,76 @@ def choose_class_order() -> str | None:
     if uploaded is None:
         return None
     return str(_save_file(uploaded, "labels"))
+
+
+# ----- a labels CSV instead of class folders -----------------------------------------------------
+LAYOUTS = {
+    "folders": "One sub-folder per class",
+    "csv": "A labels CSV (a filename and a class column)",
+}
+
+
+@dataclass(frozen=True)
+class LabelsCsvChoice:
+    """A labels CSV on the server and the folder its paths start from."""
+
+    csv: Path
+    images: Path
+
+
+def labelled_by_csv() -> bool:
+    """Whether the images are labelled by a CSV (Keras' flow_from_dataframe layout)."""
+    layout = st.radio("How are the images labelled?", list(LAYOUTS), format_func=LAYOUTS.get, horizontal=True, key="images_layout")
+    return layout == "csv"
+
+
+def choose_labels_csv() -> LabelsCsvChoice | None:
+    """A CSV under the data root (paths from its own folder), or an uploaded CSV with a zip of
+    the images (paths from the zip's top, or the folder it wraps)."""
+    source = st.radio("Where is the CSV?", ["On the server", "Upload the CSV and a .zip of the images"], horizontal=True, key="labels_csv_source")
+    if source == "On the server":
+        root = state.data_root()
+        found = find_labels_csvs(root) if root.is_dir() else []
+        if not found:
+            st.info("No .csv file under the data root.")
+            return None
+        choice = st.selectbox("Labels CSV under the data root (its paths start from its own folder)", found, index=None, key="labels_csv_server", placeholder="Choose a CSV")
+        if choice is None:
+            return None
+        with errors_shown():
+            csv_path = resolve_inside_root(choice, root)
+            return LabelsCsvChoice(csv_path, csv_path.parent)
+        return None
+    uploaded_csv = st.file_uploader("Labels CSV", type=["csv"], key="labels_csv_upload")
+    uploaded_zip = st.file_uploader("A .zip of the images the CSV names", type=["zip"], key="labels_csv_zip")
+    if uploaded_csv is None or uploaded_zip is None:
+        return None
+    with errors_shown(), st.spinner("Unpacking the zip…"):
+        csv_path = _save_file(uploaded_csv, "labels-csv")
+        top = scratch_folder_of(_images_from_zip(uploaded_zip))
+        return LabelsCsvChoice(csv_path, locate_images_root(csv_path, top))
+    return None
+
+
+@st.cache_data(ttl=30, max_entries=16, show_spinner="Reading the labels CSV…")
+def _read_labels(csv_path: str, images: str, class_list: tuple[str, ...] | None) -> tuple[ImageFolder, LabelsCsvReport]:
+    return read_labels_csv(csv_path, images, class_names=class_list)
+
+
+def labels_csv_folder(choice: LabelsCsvChoice, order_spec: str | None = None) -> ImageFolder:
+    """The CSV read as the evaluation's file list; its report shown as text (never Markdown).
+
+    Without ``order_spec`` the whole report is shown. With a class-order file, its classes are
+    the CSV's class list (numeric labels become indices into it) and what that changes about
+    the labels is shown; with ``keras``/``natural`` nothing is shown again.
+    """
+    class_list = None if order_spec in (None, "keras", "natural") else read_class_order_file(order_spec)
+    folder, report = _read_labels(str(choice.csv), str(choice.images), class_list)
+    if order_spec in ("keras", "natural"):
+        return folder
+    lines = report.label_lines() if class_list is not None else report.lines()
+    if not report.clean and lines:
+        st.warning("Check what was found in the labels CSV:", icon=":material/table:")
+    if lines:
+        st.text("\n".join(lines))
+    return folder
