@@ -77,7 +77,8 @@ def _drop_pre_init_lines() -> Iterator[None]:
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
-    python_stderr = open(os.dup(original), "w", encoding=sys.__stderr__.encoding, errors="backslashreplace", buffering=1)
+    encoding = getattr(sys.__stderr__, "encoding", None) or "utf-8"
+    python_stderr = open(os.dup(original), "w", encoding=encoding, errors="backslashreplace", buffering=1)
     sys.stderr = python_stderr
     pump = threading.Thread(target=_pass_through, args=(read_end, original), name="gtpred-stderr-filter", daemon=True)
     pump.start()
