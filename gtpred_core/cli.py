@@ -6,7 +6,7 @@ contract.
              [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
     evaluate ... --save [--name N] [--db F]      also keep the run in the run store
-    runs list | show ID | export ID --out O | rename ID NAME | delete ID   [--db F]
+    runs     [--db F] list | show ID | export ID --out O | rename ID NAME | delete ID
     evaluate-checkpoints --models 'ckpt/*.keras' --images D [...]   one training run
     app      [streamlit options]                 serve the web app (gtpred_app/launch.py)
 
