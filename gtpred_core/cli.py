@@ -1,13 +1,17 @@
-"""``python -m gtpred_core``: the command line face of the core. Its names are a contract.
+"""``gtpred`` (or ``python -m gtpred_core``): the command line face of the core. Its names are a
+contract.
 
     evaluate --model M (--images D | --labels CSV [--images ROOT]) --out O [--class-order keras|natural|FILE]
              [--preprocess none|rescale|tf|torch|caffe] [--batch-size N] [--image-size HxW]
              [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
     evaluate ... --save [--name N] [--db F]      also keep the run in the run store
-    runs list | show ID | export ID --out O | rename ID NAME | delete ID   [--db F]
-    runs compare A B [--db F]    is B's difference from A more than chance? (one JSON object)
+    runs     [--db F] list | show ID | export ID --out O | rename ID NAME | delete ID
+    runs     [--db F] compare A B                is B's difference from A more than chance? (JSON)
+    runs     [--db F] report ID --out F.html     the self-contained HTML report of a stored run
+    explain  --model M --images D --out O [--target predicted|true] [--only-wrong] [--layer NAME]
     evaluate-checkpoints --models 'ckpt/*.keras' --images D [...]   one training run
+    app      [streamlit options]                 serve the web app (gtpred_app/launch.py)
 
 A labels CSV (``filename,class`` rows, Keras' flow_from_dataframe layout) is evaluated in its row
 order; its paths are relative to --images, or to the CSV's folder. What it found (missing files,
@@ -16,22 +20,27 @@ duplicates, images it leaves out, numeric labels) is printed before the run.
 The command runs under an address-space limit, GTPRED_CLI_MEMORY_MB (default: the worker's
 GTPRED_WORKER_MEMORY_MB; 0 for none), so a hostile file cannot take the machine's memory.
 
-Exit codes: 0 run completed (skipped files included), 2 a problem the user can fix (one line
-on stderr naming it and the fix), 1 an unexpected error, 130 interrupted.
+Every command takes --verbose (TensorFlow's own logs, silenced otherwise) and --debug
+(tracebacks of unexpected errors).
+
+Exit codes: 0 run completed (skipped files included), 2 a problem the user can fix, a usage error
+included (one line on stderr naming it and the fix), 1 an unexpected error, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
-import os
+import re
 import sys
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import NoReturn, Sequence, TextIO
 
 from .errors import GtpredError
 from .preprocessing import PREPROCESS_MODES
+from .quiet import quiet_environment, quiet_tensorflow
 
 log = logging.getLogger("gtpred")
 
@@ -62,19 +71,106 @@ class TerminalProgress:
         self.stream.flush()
 
 
-def _image_size(text: str) -> tuple[int, int]:
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse with gtpred's manners: a usage error is one line on stderr that says what to type
+    instead (never the usage block, never an internal name), exit code 2. Every command and
+    sub-command takes ``--verbose`` and ``--debug``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a sub-command's default must not overwrite the flag given before it
+        self.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show TensorFlow's own logs (silenced otherwise)")
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of unexpected errors")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.explain(message)}\n")
+
+    def explain(self, message: str) -> str:
+        """argparse's message, reworded into what is wrong and what to type instead."""
+        see = f"see '{self.prog} --help'"
+        required = re.fullmatch(r"the following arguments are required: (.+)", message)
+        if required:
+            names = required.group(1).split(", ")
+            commands = self._commands(names[0])
+            if commands:
+                return f"{self.prog} needs a command: {', '.join(commands)} ({see})"
+            return f"{self.prog} needs {' and '.join(names)} ({see})"
+        unknown = re.fullmatch(r"unrecognized arguments: (.+)", message)
+        if unknown:
+            first = unknown.group(1).split()[0]
+            if not first.startswith("-"):
+                return f"{self.prog} does not take '{first}' ({see})"
+            name = first.split("=")[0]
+            if name in self._option_names():  # an option of this command given after its sub-command
+                return f"{name} goes right after '{self.prog}', before the sub-command ({see})"
+            return f"{self.prog} has no option {name}{self._did_you_mean(name, self._option_names())} ({see})"
+        argument = re.fullmatch(r"argument (\S+): (.+)", message, re.DOTALL)
+        if not argument:
+            return message
+        name, problem = argument.group(1).split("/")[-1], argument.group(2)
+        choice = re.fullmatch(r"invalid choice: '?(.*?)'? \(choose from (.+)\)", problem)
+        if choice:
+            value = choice.group(1)
+            options = [c.strip(" '\"") for c in choice.group(2).split(",")]
+            if self._commands(name) or name.startswith("{"):
+                return f"{self.prog} has no command '{value}'{self._did_you_mean(value, options)}: choose from {', '.join(options)}"
+            return f"{name}: must be one of {', '.join(options)}, got '{value}'{self._did_you_mean(value, options)}"
+        converted = re.fullmatch(r"invalid (\w+) value: (.+)", problem)
+        if converted:
+            kind = {"int": "a whole number", "float": "a number"}.get(converted.group(1), "a valid value")
+            return f"{name}: must be {kind}, got {converted.group(2)}"
+        if problem.startswith("expected one argument"):
+            return f"{name} needs a value ({see})"
+        return f"{name}: {problem}"
+
+    def _commands(self, dest: str) -> list[str]:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and dest in (action.dest, action.metavar):
+                return list(action.choices)
+        return []
+
+    def _option_names(self) -> list[str]:
+        return [option for action in self._actions for option in action.option_strings]
+
+    @staticmethod
+    def _did_you_mean(value: str, options: Sequence[str]) -> str:
+        bare = {option.lstrip("-"): option for option in options}  # "--" alone makes options alike
+        close = difflib.get_close_matches(value.lstrip("-"), list(bare), n=1, cutoff=0.7)
+        return f" (did you mean '{bare[close[0]]}'?)" if close else ""
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """``--image-size``: HEIGHTxWIDTH in pixels."""
     try:
         height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 224x224, got {text!r}") from err
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be HEIGHTxWIDTH in pixels such as 224x224, got {text!r}") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"must be HEIGHTxWIDTH with both at least 1, got {text!r}")
     return height, width
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+def positive_whole_number(text: str) -> int:
+    """A count such as ``--batch-size``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be a whole number \N{GREATER-THAN OR EQUAL TO} 1, got {text!r}")
     return value
+
+
+def stored_run_id(text: str) -> int:
+    """The id of a run in the run store, as ``runs list`` shows it."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a run id (a whole number, see 'runs list'), got {text!r}") from None
+
+
+# the former names, for branches written before the rename
+_image_size, _positive_int = image_size, positive_whole_number
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +181,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "labels.txt with one class per line, or class_indices JSON {name: index}",
     )
     parser.add_argument("--preprocess", default="none", choices=list(PREPROCESS_MODES))
-    parser.add_argument("--batch-size", type=_positive_int, default=32)
-    parser.add_argument("--image-size", type=_image_size, default=None, help="HEIGHTxWIDTH, for models that take any size")
+    parser.add_argument("--batch-size", type=positive_whole_number, default=32)
+    parser.add_argument("--image-size", type=image_size, default=None, help="HEIGHTxWIDTH, for models that take any size")
     parser.add_argument("--backend", default="local", choices=["local", "ray"], help="where inference runs (ray: pip install -r requirements-ray.txt)")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
     parser.add_argument("--save", action="store_true", help="also keep the run in the run store")
@@ -99,10 +195,9 @@ def _add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=None, help="run store file (default: $GTPRED_DB or ~/.local/share/gtpred/runs.sqlite3)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gtpred_core", description="Ordered, verified evaluation of Keras image classifiers.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
-    commands = parser.add_subparsers(dest="command", required=True)
+def build_parser(prog: str = "gtpred") -> argparse.ArgumentParser:
+    parser = CommandLineParser(prog=prog, description="Ordered, verified evaluation of Keras image classifiers.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     evaluate = commands.add_parser("evaluate", help="evaluate a model on an image folder")
     evaluate.add_argument("--model", required=True, help=".keras, .h5, or a TF SavedModel folder")
     evaluate.add_argument("--images", default=None, help="folder with one sub-folder per class (with --labels: the folder the CSV's paths start from)")
@@ -115,21 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(checkpoints)
     runs = commands.add_parser("runs", help="the run store: list, show, export, rename, delete")
     _add_db_option(runs)
-    actions = runs.add_subparsers(dest="action", required=True)
+    actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", help="all stored runs, newest first")
     for action in ("show", "delete"):
-        actions.add_parser(action).add_argument("id", type=int)
+        actions.add_parser(action).add_argument("id", type=stored_run_id)
     export = actions.add_parser("export", help="write predictions.csv and summary.json of a stored run")
-    export.add_argument("id", type=int)
+    export.add_argument("id", type=stored_run_id)
     export.add_argument("--out", required=True)
     report = actions.add_parser("report", help="write the self-contained HTML report of a stored run")
-    report.add_argument("id", type=int)
+    report.add_argument("id", type=stored_run_id)
     report.add_argument("--out", required=True, help="the .html file to write")
     compare = actions.add_parser("compare", help="McNemar's test and a 95%% interval for B's accuracy minus A's, as JSON")
-    compare.add_argument("a", type=int)
-    compare.add_argument("b", type=int)
+    compare.add_argument("a", type=stored_run_id)
+    compare.add_argument("b", type=stored_run_id)
     rename = actions.add_parser("rename")
-    rename.add_argument("id", type=int)
+    rename.add_argument("id", type=stored_run_id)
     rename.add_argument("name")
     explain = commands.add_parser("explain", help="saliency maps (Grad-CAM) of each image's predicted or true class")
     explain.add_argument("--model", required=True, help=".keras, .h5, or a TF SavedModel folder (occlusion maps)")
@@ -140,11 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--layer", default=None, help="the layer to explain (default: the last with a spatial output)")
     explain.add_argument("--class-order", default="keras", help="as for evaluate")
     explain.add_argument("--preprocess", default="none", choices=list(PREPROCESS_MODES))
-    explain.add_argument("--image-size", type=_image_size, default=None, help="HEIGHTxWIDTH, for models that take any size")
-    explain.add_argument("--batch-size", type=_positive_int, default=32)
+    explain.add_argument("--image-size", type=image_size, default=None, help="HEIGHTxWIDTH, for models that take any size")
+    explain.add_argument("--batch-size", type=positive_whole_number, default=32)
     demo = commands.add_parser("demo", help="evaluate the built-in digits demo (shows the class-order trap)")
     demo.add_argument("--out", default="gtpred-demo-out")
     _add_run_options(demo)
+    commands.add_parser(
+        "app",
+        help="serve the web app; any 'streamlit run' option may follow (--server.port 8080 ...)",
+        description="Serve gtpred's web app from this installed copy, from any folder, with gtpred's "
+        "server defaults. Streamlit options follow as in 'streamlit run' (--server.port 8080, "
+        "--server.address 127.0.0.1, --server.baseUrlPath gtpred; see 'streamlit run --help').",
+    )
     return parser
 
 
@@ -322,16 +424,45 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def app_command(streamlit_args: Sequence[str]) -> int:
+    """``gtpred app``: the web app's server replaces this process (see gtpred_app/launch.py)."""
+    from gtpred_app.launch import AppUnavailable, serve
+    try:
+        return serve(streamlit_args)
+    except AppUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(command, parser)
+    return parser
+
+
+def _program_name() -> str:
+    return "gtpred" if Path(sys.argv[0]).name.startswith("gtpred") else "python -m gtpred_core"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser(_program_name())
+    args, extra = parser.parse_known_args(argv)
+    verbose, debug = getattr(args, "verbose", False), getattr(args, "debug", False)
+    if args.command == "app":  # what follows `app` is Streamlit's to read
+        if not verbose:
+            quiet_environment()  # inherited by the server's inference workers
+        return app_command(extra)
+    if extra:
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "backend", "local") != "ray":  # Ray's own processes would inherit the cap
         from .settings import get_settings
 
         limit_memory(get_settings().cli_memory_mb)
     try:
-        return run_command(args)
+        with quiet_tensorflow(verbose):
+            return run_command(args)
     except GtpredError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -346,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except Exception as err:  # a bug: one line for the user, the traceback only on request
-        if args.debug:
+        if debug:
             raise
         print(f"unexpected error ({type(err).__name__}: {err}); rerun with --debug for details", file=sys.stderr)
         return 1
