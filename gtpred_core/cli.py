@@ -5,7 +5,8 @@
              [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
     evaluate ... --save [--name N] [--db F]      also keep the run in the run store
-    runs list | show ID | export ID --out O | rename ID NAME | delete ID   [--db F]
+    runs list [--deleted] | show ID | export ID --out O | rename ID NAME   [--db F]
+    runs delete ID | restore ID | purge [ID ...] [--older-than-days D]   soft delete, then purge
     evaluate-checkpoints --models 'ckpt/*.keras' --images D [...]   one training run
 
 Exit codes: 0 run completed (skipped files included), 2 a problem the user can fix (one line
@@ -103,12 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoints.add_argument("--models", required=True, help="a glob of checkpoint files, e.g. 'ckpt/*.keras' (quote it)")
     checkpoints.add_argument("--images", required=True)
     _add_run_options(checkpoints)
-    runs = commands.add_parser("runs", help="the run store: list, show, export, rename, delete")
+    runs = commands.add_parser("runs", help="the run store: list, show, export, rename, delete, restore, purge")
     _add_db_option(runs)
     actions = runs.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="all stored runs, newest first")
-    for action in ("show", "delete"):
-        actions.add_parser(action).add_argument("id", type=int)
+    listing = actions.add_parser("list", help="all stored runs, newest first")
+    listing.add_argument("--deleted", action="store_true", help="list the deleted runs instead (restorable or purged)")
+    actions.add_parser("show").add_argument("id", type=int)
+    actions.add_parser("delete", help="hide a run; restorable until purged").add_argument("id", type=int)
+    actions.add_parser("restore", help="bring a deleted run back").add_argument("id", type=int)
+    purge = actions.add_parser("purge", help="remove deleted runs for good (a tombstone stays)")
+    purge.add_argument("ids", type=int, nargs="*", metavar="ID", help="these deleted runs (default: all deleted long enough ago)")
+    purge.add_argument("--older-than-days", type=float, default=None, help="deleted more than D days ago (default: $GTPRED_KEEP_DELETED_DAYS, 30)")
     export = actions.add_parser("export", help="write predictions.csv and summary.json of a stored run")
     export.add_argument("id", type=int)
     export.add_argument("--out", required=True)
@@ -139,14 +145,22 @@ def _print_summary(run, out: Path, stream: TextIO) -> None:
 
 def runs_command(args: argparse.Namespace) -> int:
     from .export import write_outputs
-    from .store import RunStore
+    from .store import RunStore, printable
 
     store = RunStore(args.db)
-    if args.action == "list":
+    if args.action == "list" and args.deleted:
+        rows = store.list(include_training_epochs=True, deleted=True)
+        print(f"{'id':>5}  {'deleted':25}  {'restorable':10}  name")
+        for row in rows:
+            restorable = "no (purged)" if row.purged_at else "yes"
+            print(f"{row.id:>5}  {row.deleted_at or '':25}  {restorable:10}  {printable(row.name)}")
+    elif args.action == "list":
+        rows = store.list()  # before the header: a store that cannot be read prints one line only
         print(f"{'id':>5}  {'created':25}  {'status':9}  {'images':>7}  {'accuracy':>8}  name")
-        for row in store.list():
+        for row in rows:
             accuracy = f"{row.accuracy:.2%}" if row.accuracy is not None else "n/a"
-            print(f"{row.id:>5}  {row.created_at:25}  {row.status:9}  {row.n_images:>7}  {accuracy:>8}  {row.name}")
+            # printable: a stored name never prints a second line or a terminal escape
+            print(f"{row.id:>5}  {row.created_at:25}  {row.status:9}  {row.n_images:>7}  {accuracy:>8}  {printable(row.name)}")
     elif args.action == "show":
         row = store.get(args.id)
         summary = store.load(args.id).summary()
@@ -159,7 +173,13 @@ def runs_command(args: argparse.Namespace) -> int:
         store.rename(args.id, args.name)
     elif args.action == "delete":
         store.delete(args.id)
-        print(f"deleted run {args.id}")
+        print(f"deleted run {args.id} (restorable with: python -m gtpred_core runs restore {args.id})")
+    elif args.action == "restore":
+        store.restore(args.id)
+        print(f"restored run {args.id}")
+    elif args.action == "purge":
+        purged = store.purge(args.ids, older_than_days=args.older_than_days)
+        print(f"purged {len(purged)} deleted run(s){': ' + ', '.join(map(str, purged)) if purged else ''}")
     return 0
 
 
@@ -204,9 +224,12 @@ def run_command(args: argparse.Namespace) -> int:
         model, images = Path(args.model), Path(args.images)
     sink = None
     if args.save:
-        from .store import RunStore
+        from .store import GuardedWriter, check_run_name
 
-        sink = RunStore(args.db).writer(args.name)  # rows stream in as inference goes
+        if args.name is not None:
+            check_run_name(args.name)  # a name the store would refuse: say so before evaluating
+        # Rows stream in as inference goes; a store that fails never costs the CSV and JSON.
+        sink = GuardedWriter.into(args.db, args.name, log_errors=False)  # reported below, once
     run = evaluate_folder(
         model,
         images,
@@ -223,6 +246,9 @@ def run_command(args: argparse.Namespace) -> int:
     write_outputs(run, out)
     _print_summary(run, out, sys.stdout)
     if sink is not None:
+        if sink.error is not None:
+            print(f"error: the run was not stored (the files above are complete): {sink.error}", file=sys.stderr)
+            return 2
         print(f"stored as run {sink.run_id}")
     return 0
 

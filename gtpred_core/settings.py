@@ -13,6 +13,7 @@
 | GTPRED_MAX_WORKERS    | most inference worker processes alive at once            | 4                    |
 | GTPRED_SCRATCH_TTL_H  | uploads unused this long (hours) are deleted             | 24                   |
 | GTPRED_RAY_ADDRESS    | the Ray cluster the app's "ray" backend joins            | a local Ray          |
+| GTPRED_KEEP_DELETED_DAYS | days a deleted run stays restorable, then is purged ("never": kept) | 30   |
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Settings:
     max_workers: int = 4
     scratch_ttl_hours: float = 24.0
     ray_address: str | None = None
+    keep_deleted_days: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -51,7 +53,14 @@ class Settings:
             max_workers=int(env.get("GTPRED_MAX_WORKERS", "4")),
             scratch_ttl_hours=float(env.get("GTPRED_SCRATCH_TTL_H", "24")),
             ray_address=env.get("GTPRED_RAY_ADDRESS") or None,
+            keep_deleted_days=_days(env.get("GTPRED_KEEP_DELETED_DAYS", "30")),
         )
+
+
+def _days(text: str) -> float:
+    """A number of days, or ``never`` (infinity): how long a deleted run stays restorable."""
+    text = text.strip().lower()
+    return float("inf") if text in ("never", "inf", "") else float(text)
 
 
 def get_settings() -> Settings:
