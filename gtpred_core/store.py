@@ -250,6 +250,12 @@ def _writer_dead(writer: str | None) -> bool:
     return host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))
 
 
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:
+        raise InvariantError("SQLite gave no id for the row just inserted.")
+    return int(cursor.lastrowid)
+
+
 def _plain(value: Any) -> Any:
     """Keras logs hold numpy scalars; make them JSON numbers."""
     if isinstance(value, dict):
@@ -432,7 +438,9 @@ class RunStore:
         log.info("Run store %s: %s (%s)", self.path, text, code or type(err).__name__)  # the caller reports it
         where = f"The run store ({self.path.name})"
         if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
-            return StoreError(f"{where} is damaged: {text}.", _DAMAGED_FIX.replace("FILE", self.path.name), self.path)
+            return StoreError(
+                f"{where} cannot be opened: it is damaged ({text}).", _DAMAGED_FIX.replace("FILE", self.path.name), self.path
+            )
         if code.startswith(("SQLITE_READONLY", "SQLITE_PERM")) or "readonly" in text or isinstance(err, PermissionError):
             return StoreError(f"{where} is read-only for this process, so nothing can be stored in it.", _READONLY_FIX, self.path)
         if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
@@ -610,7 +618,7 @@ class RunStore:
                 json.dumps(_plain(logs)) if logs is not None else None, writer,
             ),
         )
-        return int(cursor.lastrowid)
+        return _inserted_id(cursor)
 
     @staticmethod
     def _finish_run(conn: sqlite3.Connection, run_id: int, run: Run, status: str) -> None:
@@ -740,7 +748,7 @@ class RunStore:
                 "INSERT INTO trainings (name, created_at, source, status) VALUES (?, ?, ?, 'running')",
                 (name, _now(), source),
             )
-            return int(cursor.lastrowid)
+            return _inserted_id(cursor)
 
     def finish_training(self, training_id: int, status: str = "complete") -> None:
         with self._transaction() as conn:
@@ -773,14 +781,15 @@ class RunStore:
     # ----- reading
     def _select_runs(self, conn: sqlite3.Connection, where: Sequence[str], params: Sequence[Any] = ()) -> list[StoredRun]:
         columns = self._columns(conn)
-        extra = ", ".join(c if c in columns else "NULL" for c in ("writer", "deleted_at", "purged_at"))
+        extra = ", ".join(c if c in columns else "NULL" for c in ("deleted_at", "purged_at", "writer"))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = conn.execute(
             f"SELECT {_STORED_RUN_COLUMNS}, {extra} FROM runs {clause} ORDER BY id DESC", params
         ).fetchall()
         runs = []
-        for *values, writer, deleted_at, purged_at in rows:
-            stored = StoredRun(*values, deleted_at=deleted_at, purged_at=purged_at)
+        for row in rows:
+            *values, writer = row
+            stored = StoredRun(*values)  # the last two values are deleted_at, purged_at
             if stored.status == "running" and _writer_dead(writer):
                 # Reported as it will be stored at the next write; reading never writes.
                 stored = dataclasses.replace(stored, status="failed")

@@ -115,7 +115,7 @@ def test_a_damaged_store_gives_one_line_with_the_fix_and_is_not_written(tmp_path
     result = gtpred("runs", "--db", db, *command)
     assert result.returncode == 2, result.stderr
     line = one_error_line(result)
-    assert "The run store (runs.sqlite3) is damaged: database disk image is malformed." in line
+    assert "The run store (runs.sqlite3) cannot be opened: it is damaged (database disk image is malformed)." in line
     assert "Restore the file from a backup" in line and "sqlite3 runs.sqlite3 .recover" in line
     assert result.stdout == ""  # not even the table's header
     assert sha256(db) == before  # reading never writes: the header bytes are as they were
@@ -126,7 +126,7 @@ def test_the_library_raises_a_store_error_for_a_damaged_store(tmp_path):
     damage_the_runs_table(db)
     before = sha256(db)
     store = RunStore(db)
-    with pytest.raises(StoreError, match=r"is damaged: database disk image is malformed\. Restore"):
+    with pytest.raises(StoreError, match=r"it is damaged \(database disk image is malformed\)\. Restore"):
         store.list()
     with pytest.raises(StoreError, match="is damaged"):
         store.save(synthetic_run(5))
@@ -136,7 +136,7 @@ def test_the_library_raises_a_store_error_for_a_damaged_store(tmp_path):
 def test_a_file_that_is_not_a_database_is_named_as_damaged(tmp_path):
     db = tmp_path / "runs.sqlite3"
     db.write_bytes(b"these are not the runs you are looking for" * 200)
-    with pytest.raises(StoreError, match=r"The run store \(runs\.sqlite3\) is damaged: file is not a database"):
+    with pytest.raises(StoreError, match=r"The run store \(runs\.sqlite3\) cannot be opened: it is damaged \(file is not a database\)"):
         RunStore(db).list()
     assert db.read_bytes().startswith(b"these are not")
 
