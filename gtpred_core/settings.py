@@ -59,8 +59,8 @@ class Settings:
 
 def _days(text: str) -> float:
     """A number of days, or ``never`` (infinity): how long a deleted run stays restorable."""
-    text = text.strip().lower()
-    return float("inf") if text in ("never", "inf", "") else float(text)
+    text = text.strip().lower() or "30"
+    return float("inf") if text in ("never", "inf") else float(text)
 
 
 def get_settings() -> Settings:
