@@ -6,7 +6,8 @@ contract.
              [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
     evaluate ... --save [--name N] [--db F]      also keep the run in the run store
-    runs     [--db F] list | show ID | export ID --out O | rename ID NAME | delete ID
+    runs     [--db F] list [--deleted] | show ID | export ID --out O | rename ID NAME
+    runs     [--db F] delete ID | restore ID | purge [ID ...] [--older-than-days D]   soft delete, then purge
     runs     [--db F] compare A B                is B's difference from A more than chance? (JSON)
     runs     [--db F] report ID --out F.html     the self-contained HTML report of a stored run
     explain  --model M --images D --out O [--target predicted|true] [--only-wrong] [--layer NAME]
@@ -208,12 +209,17 @@ def build_parser(prog: str = "gtpred") -> argparse.ArgumentParser:
     checkpoints.add_argument("--models", required=True, help="a glob of checkpoint files, e.g. 'ckpt/*.keras' (quote it)")
     checkpoints.add_argument("--images", required=True)
     _add_run_options(checkpoints)
-    runs = commands.add_parser("runs", help="the run store: list, show, export, rename, delete")
+    runs = commands.add_parser("runs", help="the run store: list, show, export, rename, delete, restore, purge")
     _add_db_option(runs)
     actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="all stored runs, newest first")
-    for action in ("show", "delete"):
-        actions.add_parser(action).add_argument("id", type=stored_run_id)
+    listing = actions.add_parser("list", help="all stored runs, newest first")
+    listing.add_argument("--deleted", action="store_true", help="list the deleted runs instead (restorable or purged)")
+    actions.add_parser("show").add_argument("id", type=stored_run_id)
+    actions.add_parser("delete", help="hide a run; restorable until purged").add_argument("id", type=stored_run_id)
+    actions.add_parser("restore", help="bring a deleted run back").add_argument("id", type=stored_run_id)
+    purge = actions.add_parser("purge", help="remove deleted runs for good (a tombstone stays)")
+    purge.add_argument("ids", type=stored_run_id, nargs="*", metavar="ID", help="these deleted runs (default: all deleted long enough ago)")
+    purge.add_argument("--older-than-days", type=float, default=None, help="deleted more than D days ago (default: $GTPRED_KEEP_DELETED_DAYS, 30)")
     export = actions.add_parser("export", help="write predictions.csv and summary.json of a stored run")
     export.add_argument("id", type=stored_run_id)
     export.add_argument("--out", required=True)
@@ -268,14 +274,22 @@ def _print_summary(run, out: Path, stream: TextIO) -> None:
 
 def runs_command(args: argparse.Namespace) -> int:
     from .export import write_outputs
-    from .store import RunStore
+    from .store import RunStore, printable
 
     store = RunStore(args.db)
-    if args.action == "list":
+    if args.action == "list" and args.deleted:
+        rows = store.list(include_training_epochs=True, deleted=True)
+        print(f"{'id':>5}  {'deleted':25}  {'restorable':10}  name")
+        for row in rows:
+            restorable = "no (purged)" if row.purged_at else "yes"
+            print(f"{row.id:>5}  {row.deleted_at or '':25}  {restorable:10}  {printable(row.name)}")
+    elif args.action == "list":
+        rows = store.list()  # before the header: a store that cannot be read prints one line only
         print(f"{'id':>5}  {'created':25}  {'status':9}  {'images':>7}  {'accuracy':>8}  name")
-        for row in store.list():
+        for row in rows:
             accuracy = f"{row.accuracy:.2%}" if row.accuracy is not None else "n/a"
-            print(f"{row.id:>5}  {row.created_at:25}  {row.status:9}  {row.n_images:>7}  {accuracy:>8}  {row.name}")
+            # printable: a stored name never prints a second line or a terminal escape
+            print(f"{row.id:>5}  {row.created_at:25}  {row.status:9}  {row.n_images:>7}  {accuracy:>8}  {printable(row.name)}")
     elif args.action == "show":
         row = store.get(args.id)
         summary = store.load(args.id).summary()
@@ -297,7 +311,13 @@ def runs_command(args: argparse.Namespace) -> int:
         store.rename(args.id, args.name)
     elif args.action == "delete":
         store.delete(args.id)
-        print(f"deleted run {args.id}")
+        print(f"deleted run {args.id} (restorable with: python -m gtpred_core runs restore {args.id})")
+    elif args.action == "restore":
+        store.restore(args.id)
+        print(f"restored run {args.id}")
+    elif args.action == "purge":
+        purged = store.purge(args.ids, older_than_days=args.older_than_days)
+        print(f"purged {len(purged)} deleted run(s){': ' + ', '.join(map(str, purged)) if purged else ''}")
     return 0
 
 
@@ -397,9 +417,12 @@ def run_command(args: argparse.Namespace) -> int:
         raise GtpredError("Say where the images are.", "Give --images FOLDER (one sub-folder per class) or --labels CSV.")
     sink = None
     if args.save:
-        from .store import RunStore
+        from .store import GuardedWriter, check_run_name
 
-        sink = RunStore(args.db).writer(args.name)  # rows stream in as inference goes
+        if args.name is not None:
+            check_run_name(args.name)  # a name the store would refuse: say so before evaluating
+        # Rows stream in as inference goes; a store that fails never costs the CSV and JSON.
+        sink = GuardedWriter.into(args.db, args.name, log_errors=False)  # reported below, once
     run = evaluate_folder(
         model,
         images,
@@ -420,6 +443,9 @@ def run_command(args: argparse.Namespace) -> int:
         write_report(run, out / "report.html")
     _print_summary(run, out, sys.stdout)
     if sink is not None:
+        if sink.error is not None:
+            print(f"error: the run was not stored (the files above are complete): {sink.error}", file=sys.stderr)
+            return 2
         print(f"stored as run {sink.run_id}")
     return 0
 

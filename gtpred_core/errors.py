@@ -76,3 +76,35 @@ class UploadError(GtpredError):
 
 class InvariantError(GtpredError):
     """An internal ordering/count check failed: results would be mis-paired, so we stop."""
+
+
+# ----- the run store (helper "store"). If the error-tree move already added StoreError above,
+# keep that one and drop this definition: the subclasses below only need the name.
+class StoreError(GtpredError):
+    """The run store cannot be opened, read or written, or a run is not in it."""
+
+
+class RunDeletedError(StoreError):
+    """The run was deleted: hidden from every list, restorable by the server's admin until it
+    is purged (then only a tombstone remains and ``restorable`` is False)."""
+
+    def __init__(self, run_id: int, deleted_at: str, restorable: bool, path: str | Path | None = None) -> None:
+        self.run_id = run_id
+        self.deleted_at = deleted_at
+        self.restorable = restorable
+        when = deleted_at.replace("T", " ")[:16] + " UTC" if deleted_at else "an unknown date"
+        if restorable:
+            message = f"Run {run_id} was deleted on {when}."
+            fix = f"The server's admin can restore it with: python -m gtpred_core runs restore {run_id}"
+        else:
+            message = f"Run {run_id} was deleted on {when} and has since been purged: its predictions are gone."
+            fix = "It cannot be restored; evaluate the model again to get its results back."
+        super().__init__(message, fix, path)
+
+
+class RunNameError(StoreError):
+    """A run name that cannot be stored: too long, or holding control or escape characters."""
+
+    def __init__(self, message: str, fix: str, name: str) -> None:
+        self.name = name
+        super().__init__(message, fix)

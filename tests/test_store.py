@@ -18,9 +18,16 @@ import pytest
 
 from gtpred_core import assemble_run, evaluate_folder
 from gtpred_core.run import RunInfo
+from gtpred_core.errors import RunDeletedError
 from gtpred_core.store import RunStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def count_rows(db: Path, sql: str = "SELECT COUNT(*) FROM predictions", *params) -> int:
+    """Ask the file itself (a plain sqlite3 connection), not the store under test."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchone()[0]
 
 
 def synthetic_run(n: int, n_classes: int = 4, seed: int = 0):
@@ -63,9 +70,10 @@ def test_list_rename_and_delete(tmp_path):
     assert store.get(first).name == "renamed"
     store.delete(second)
     assert [r.id for r in store.list()] == [first]
-    with pytest.raises(StoreError, match=f"There is no run {second}"):
+    with pytest.raises(RunDeletedError, match=f"Run {second} was deleted on "):
         store.load(second)
-    assert store._connection().execute("SELECT COUNT(*) FROM predictions WHERE run_id = ?", (second,)).fetchone()[0] == 0
+    with pytest.raises(StoreError, match="There is no run 99 in the run store"):
+        store.load(99)
 
 
 def test_eight_threads_storing_25_runs_each_never_see_a_locked_database(tmp_path):
@@ -87,7 +95,7 @@ def test_eight_threads_storing_25_runs_each_never_see_a_locked_database(tmp_path
     assert errors == []
     rows = store.list()
     assert len(rows) == 200 and {r.status for r in rows} == {"complete"}
-    assert store._connection().execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 200 * 50
+    assert count_rows(store.path) == 200 * 50
     assert store.integrity_ok()
 
 
@@ -110,7 +118,13 @@ def test_a_writer_killed_mid_run_leaves_earlier_runs_intact_and_no_half_run(tmp_
     )
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "saving"
-    time.sleep(0.5)  # well inside the big transaction (it takes seconds)
+    # Wait for the event that proves the big transaction is under way: its pages spilling into
+    # the WAL (the run is ~35 MB; 1 MB of WAL is early in it, long before the commit).
+    wal = Path(f"{db}-wal")
+    deadline = time.monotonic() + 120
+    while not (wal.exists() and wal.stat().st_size > 1 << 20):
+        assert child.poll() is None and time.monotonic() < deadline, "the big save never started writing"
+        time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     child.wait()
     store = RunStore(db)
@@ -119,7 +133,7 @@ def test_a_writer_killed_mid_run_leaves_earlier_runs_intact_and_no_half_run(tmp_
     assert names == ["early2", "early1", "early0"]
     for row in store.list():
         assert store.load(row.id).n_images == 100
-    assert store._connection().execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 300
+    assert count_rows(db) == 300
 
 
 def test_an_older_database_is_migrated_and_keeps_its_runs(tmp_path, monkeypatch):
@@ -132,16 +146,20 @@ def test_an_older_database_is_migrated_and_keeps_its_runs(tmp_path, monkeypatch)
     newer = store_module.MIGRATIONS + ("ALTER TABLE runs ADD COLUMN notes TEXT DEFAULT ''",)
     monkeypatch.setattr(store_module, "MIGRATIONS", newer)
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(newer))
+    before = db.read_bytes()
     upgraded = store_module.RunStore(db)
+    assert upgraded.load(run_id).n_images == 20 and [r.name for r in upgraded.list()] == ["from v1"]
+    assert upgraded.schema_version == len(newer) - 1 and db.read_bytes() == before  # reading migrates nothing
+    upgraded.rename(run_id, "after the upgrade")  # the first write migrates
     assert upgraded.schema_version == len(newer)
     assert upgraded.load(run_id).n_images == 20
-    columns = [c[1] for c in upgraded._connection().execute("PRAGMA table_info(runs)")]
-    assert "notes" in columns
+    with sqlite3.connect(db) as conn:
+        assert "notes" in [c[1] for c in conn.execute("PRAGMA table_info(runs)")]
 
 
 def test_a_database_from_a_newer_gtpred_is_refused(tmp_path):
     db = tmp_path / "runs.db"
-    RunStore(db).close()
+    RunStore(db).save(synthetic_run(5))
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA user_version=99")
     conn.close()
@@ -163,8 +181,11 @@ def test_the_runs_cli_lists_exports_and_deletes(softmax_model, digits_dir, tmp_p
     assert (tmp_path / "a" / "predictions.csv").read_bytes() == (tmp_path / "b" / "predictions.csv").read_bytes()
     assert json.loads((tmp_path / "a" / "summary.json").read_text()) == json.loads((tmp_path / "b" / "summary.json").read_text())
     assert gtpred("runs", "--db", db, "delete", "1").returncode == 0
-    missing = gtpred("runs", "--db", db, "show", "1")
-    assert missing.returncode == 2 and "There is no run 1" in missing.stderr
+    deleted = gtpred("runs", "--db", db, "show", "1")
+    assert deleted.returncode == 2 and "Run 1 was deleted on" in deleted.stderr
+    assert "runs restore 1" in deleted.stderr
+    missing = gtpred("runs", "--db", db, "show", "7")
+    assert missing.returncode == 2 and "There is no run 7" in missing.stderr
 
 
 def test_a_streamed_run_equals_the_run_and_its_rows_arrive_in_chunks(softmax_model, digits_dir, tmp_path):
@@ -219,4 +240,4 @@ def test_a_streamed_run_whose_writer_died_is_marked_failed_with_its_rows_kept(tm
     store = RunStore(db)
     (row,) = store.list()
     assert row.status == "failed" and store.integrity_ok()
-    assert store._connection().execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 250  # only the chunk in flight is lost
+    assert count_rows(db) == 250  # only the chunk in flight is lost

@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import struct
+import threading
 import uuid
 import warnings
 import zipfile
@@ -27,7 +28,18 @@ from gtpred_core import (
     resolve_inside_root,
     scratch_dir,
 )
-from gtpred_core.uploads import RATIO_CHECK_MIN_BYTES, _copy_capped, class_folder_root
+from gtpred_core.uploads import (
+    RATIO_CHECK_MIN_BYTES,
+    UploadCache,
+    ZipLimits,
+    class_folder_root,
+    content_digest,
+    save_uploaded_file,
+    save_uploaded_folder,
+    save_uploaded_model,
+    unpack_uploaded_zip,
+)
+from gtpred_core.uploads.safe_zip import _copy_capped
 
 MB = 1_000_000
 ROOMY = dict(max_total_bytes=100 * MB, max_files=1000, max_ratio=200.0)
@@ -59,8 +71,9 @@ def patch_entry(data: bytes, index: int, field: str, value: int) -> bytes:
 
     Offsets from the ZIP spec (APPNOTE 4.3.7 / 4.3.12); this is how a hostile zip is made.
     """
-    central_off = {"flags": (8, "<H"), "crc": (16, "<I"), "file_size": (24, "<I")}
-    local_off = {"flags": (6, "<H"), "crc": (14, "<I"), "file_size": (22, "<I")}
+    central_off = {"flags": (8, "<H"), "crc": (16, "<I"), "compress_size": (20, "<I"), "file_size": (24, "<I"),
+                   "header_offset": (42, "<I")}
+    local_off = {"flags": (6, "<H"), "crc": (14, "<I"), "compress_size": (18, "<I"), "file_size": (22, "<I")}
     out = bytearray(data)
     eocd = data.rfind(b"PK\x05\x06")
     pos = struct.unpack_from("<I", data, eocd + 16)[0]
@@ -72,8 +85,9 @@ def patch_entry(data: bytes, index: int, field: str, value: int) -> bytes:
     assert data[local : local + 4] == b"PK\x03\x04"
     offset, fmt = central_off[field]
     struct.pack_into(fmt, out, pos + offset, value)
-    offset, fmt = local_off[field]
-    struct.pack_into(fmt, out, local + offset, value)
+    if field in local_off:  # the header offset lives only in the central directory
+        offset, fmt = local_off[field]
+        struct.pack_into(fmt, out, local + offset, value)
     return bytes(out)
 
 
@@ -180,7 +194,7 @@ def test_lying_size_header_is_stopped_and_what_was_written_is_removed(tmp_path, 
     data = patch_entry(data, 1, "file_size", 1000)
     assert zipfile.ZipFile(io.BytesIO(data)).getinfo("val/a/big.bin").file_size == 1000
     before = tree(tmp_path)
-    with pytest.raises(UploadError, match=r"'val/a/big\.bin' is corrupt \(Bad CRC-32"):
+    with pytest.raises(UploadError, match=r"'val/a/big\.bin' is corrupt: its data does not match the checksum \(CRC-32\)"):
         extract_zip_safely(io.BytesIO(data), scratch, max_total_bytes=1 * MB, max_files=10, max_ratio=200)
     _assert_nothing_leaked(tmp_path, before, scratch)
 
@@ -429,7 +443,7 @@ def test_root_given_through_a_link(tmp_path, data_root):
 
 
 def test_missing_root_is_refused(tmp_path):
-    with pytest.raises(UploadError, match=r"The data root .* is not a folder\. Set GTPRED_DATA_ROOT"):
+    with pytest.raises(UploadError, match=r"The server's data root is not a folder\. Set GTPRED_DATA_ROOT"):
         resolve_inside_root("a", tmp_path / "nope")
 
 
@@ -533,3 +547,224 @@ def test_a_zip_of_a_single_class_folder_keeps_that_folder_as_a_class(tmp_path):
     root = extract_zip_safely(io.BytesIO(buffer.getvalue()), tmp_path / "dest", max_total_bytes=10**6, max_files=10, max_ratio=1000)
     assert index_image_folder(root).class_names == ("cat",)
 
+
+
+# ---- holes found by the second hostile-input pass (issue 14, item 4) -------------------------
+
+
+def test_many_small_compressible_entries_are_refused_on_the_running_ratio(tmp_path, scratch):
+    # Each entry is exactly 1 MiB of zeros, so each alone skips the ratio check; 45 of them
+    # pack into ~50 KB and used to write 47 MB (930x). The running totals catch them.
+    data = zip_bytes([(f"val/c/{i}.bmp", bytes(RATIO_CHECK_MIN_BYTES)) for i in range(45)])
+    assert len(data) < 100_000
+    before = tree(tmp_path)
+    with pytest.raises(UploadError, match=r"'val/c/1\.bmp' takes the entries so far past 200 times their "
+                       r"compressed size \(many small, highly compressed files: a zip bomb\?\)\. .*GTPRED_MAX_ZIP_RATIO"):
+        extract_zip_safely(io.BytesIO(data), scratch, max_total_bytes=100 * MB, max_files=100, max_ratio=200)
+    assert disk_bytes(scratch) == 0
+    _assert_nothing_leaked(tmp_path, before, scratch)
+
+
+def test_the_running_ratio_is_also_counted_on_real_bytes(tmp_path):
+    # The second line of defence: each entry under the threshold, the running total over it.
+    with open(tmp_path / "out.bin", "wb") as dst:
+        with pytest.raises(UploadError, match=r"'z' takes the entries so far past 100 times"):
+            _copy_capped(io.BytesIO(bytes(RATIO_CHECK_MIN_BYTES // 2)), dst, name="z",
+                         written_before=RATIO_CHECK_MIN_BYTES, max_total_bytes=10**12,
+                         compressed_size=1_000, max_ratio=100, compressed_before=1_000)
+
+
+def test_deeply_nested_folders_are_refused_with_a_clear_message(tmp_path, scratch):
+    deep = "a/" * 2000 + "x.png"  # 4,005 bytes: under the path limit, 2,001 levels
+    data = zip_bytes([(deep, b"x")])
+    assert len(data) < 20_000
+    before = tree(tmp_path)
+    with pytest.raises(UploadError, match=r"is nested 2,001 folders deep; at most 64 levels are allowed\. "
+                       r"Zip the image folder itself") as err:
+        extract_zip_safely(io.BytesIO(data), scratch, **ROOMY)
+    assert len(str(err.value)) < 500  # the 4 KB name is shown by its two ends
+    _assert_nothing_leaked(tmp_path, before, scratch)
+    ok = "a/" * 63 + "x.png"  # 64 levels: the most allowed
+    extract_zip_safely(io.BytesIO(zip_bytes([(ok, b"x")])), scratch, **ROOMY)
+    assert [p.relative_to(scratch).as_posix() for p in scratch.rglob("x.png")] == [ok]
+
+
+def stored_zip(entries: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_lying_compressed_size_says_what_is_wrong(scratch, index):
+    # Both sizes raised to 1,000,000: the reader ran off the end of the data and said
+    # "is corrupt ()". The header is now checked against the bytes the zip really holds.
+    data = stored_zip([("c/a.png", b"a" * 3000), ("c/b.png", b"b" * 3000)])
+    data = patch_entry(patch_entry(data, index, "compress_size", 1_000_000), index, "file_size", 1_000_000)
+    name = ["c/a.png", "c/b.png"][index]
+    with pytest.raises(UploadError, match=re.escape(f"'{name}' declares 1,000,000 compressed bytes, but the zip holds only ")
+                       + r"[\d,]+ bytes after its header: its size fields are false\. Re-create the zip"):
+        extract_zip_safely(io.BytesIO(data), scratch, **ROOMY)
+    assert tree(scratch) == []
+
+
+def test_a_compressed_size_too_small_says_the_checksum_does_not_match(scratch):
+    data = zip_bytes([("c/a.png", os.urandom(3000))])
+    data = patch_entry(data, 0, "compress_size", 10)
+    with pytest.raises(UploadError, match=r"'c/a\.png' is corrupt: its data does not match the checksum \(CRC-32\) "
+                       r"in its header \(the zip was damaged in transfer, or its size fields are false\)"):
+        extract_zip_safely(io.BytesIO(data), scratch, **ROOMY)
+
+
+def test_entries_sharing_their_data_are_refused(scratch):
+    # Overlapping entries (many directory records pointing at one compressed kernel) are how
+    # the non-recursive zip bombs reach their ratios.
+    data = zip_bytes([("c/a.png", b"x" * 100), ("c/b.png", b"y" * 100)])
+    data = patch_entry(data, 1, "header_offset", 0)
+    with pytest.raises(UploadError, match=r"'c/b\.png' shares its data with the entry 'c/a\.png'"):
+        extract_zip_safely(io.BytesIO(data), scratch, **ROOMY)
+
+
+def test_entry_names_are_normalised_so_one_accent_is_one_folder(scratch):
+    composed, decomposed = "caf\u00e9", "cafe\u0301"  # both render as "café"
+    data = zip_bytes([(f"val/{composed}/a.png", b"a"), (f"val/{decomposed}/b.png", b"b"), ("val/tea/c.png", b"c")])
+    content = extract_zip_safely(io.BytesIO(data), scratch, **ROOMY)
+    assert tree(content) == [composed, f"{composed}/a.png", f"{composed}/b.png", "tea", "tea/c.png"]
+    assert index_image_folder(content).class_names == (composed, "tea")
+
+
+def test_one_file_name_in_two_unicode_forms_is_a_duplicate(scratch):
+    data = zip_bytes([("c/caf\u00e9.png", b"one"), ("c/cafe\u0301.png", b"two")])
+    with pytest.raises(UploadError, match="appears twice in the zip"):
+        extract_zip_safely(io.BytesIO(data), scratch, **ROOMY)
+
+
+def test_a_nul_byte_in_the_raw_entry_name_is_refused(tmp_path, scratch):
+    # zipfile cuts ZipInfo.filename at the NUL ("c/a.png"); the raw name keeps the rest.
+    data = zip_bytes([("c/a.pngX../../evil", b"x")]).replace(b"c/a.pngX", b"c/a.png\x00")
+    assert zipfile.ZipFile(io.BytesIO(data)).infolist()[0].filename == "c/a.png"
+    with pytest.raises(UploadError, match=re.escape("'c/a.png\\x00../../evil' contains a NUL byte")):
+        extract_zip_safely(io.BytesIO(data), scratch, **ROOMY)
+    assert tree(scratch) == []
+
+
+# ---- the upload cache: one copy per content, a lock per upload (issue 12, issue 14 item 4) ---
+
+
+class BlockingZip(io.BytesIO):
+    """A real zip whose entry data only arrives after ``release``: extraction has vetted the
+    headers and is inside its upload's lock, reading the first entry, when ``started`` is set."""
+
+    def __init__(self, data: bytes, started: threading.Event, release: threading.Event) -> None:
+        super().__init__(data)
+        self.data_end = zipfile.ZipFile(io.BytesIO(data)).start_dir
+        self.started, self.release = started, release
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self.tell() < self.data_end and not self.release.is_set():
+            self.started.set()
+            assert self.release.wait(60), "the test never released the big upload"
+        return super().read(n)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GTPRED_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_a_slow_upload_does_not_hold_up_another_sessions_small_one(cache_dir):
+    cache = UploadCache()
+    big = zip_bytes([(f"val/c{i % 3}/{i}.png", b"x") for i in range(300)])
+    small = zip_bytes([("val/a/1.png", b"1"), ("val/b/2.png", b"2")])
+    started, release, small_done = threading.Event(), threading.Event(), threading.Event()
+    results: dict[str, Path] = {}
+
+    def big_upload() -> None:
+        save = lambda dest: extract_zip_safely(BlockingZip(big, started, release), dest, **ROOMY)  # noqa: E731
+        results["big"] = cache.saved("images-zip", content_digest(big), save)
+
+    def small_upload() -> None:
+        results["small"] = unpack_uploaded_zip(small, cache=cache, limits=ZipLimits(**ROOMY))
+        small_done.set()
+
+    big_thread = threading.Thread(target=big_upload)
+    big_thread.start()
+    try:
+        assert started.wait(60)  # the big one is mid-extraction, holding its own lock
+        small_thread = threading.Thread(target=small_upload)
+        small_thread.start()
+        assert small_done.wait(60), "the small upload waited for the big one to finish"
+        assert not release.is_set() and "big" not in results
+    finally:
+        release.set()
+    big_thread.join(60)
+    small_thread.join(60)
+    assert tree(results["small"]) == ["a", "a/1.png", "b", "b/2.png"]
+    assert len(list(results["big"].rglob("*.png"))) == 300
+
+
+def test_the_same_upload_is_saved_once_and_reused(cache_dir):
+    cache = UploadCache()
+    calls: list[Path] = []
+    data = zip_bytes([("val/a/1.png", b"1"), ("val/b/2.png", b"2")])
+
+    def save(dest: Path) -> Path:
+        calls.append(dest)
+        return extract_zip_safely(io.BytesIO(data), dest, **ROOMY)
+
+    first = cache.saved("images-zip", content_digest(data), save)
+    again = cache.saved("images-zip", content_digest(data), save)
+    assert first == again and len(calls) == 1
+    assert cache.saved("model-zip", content_digest(data), save) != first  # another kind: its own copy
+
+
+def test_a_refused_upload_leaves_no_scratch_folder(cache_dir):
+    with pytest.raises(UploadError, match="contains a '..' component"):
+        unpack_uploaded_zip(zip_bytes([("../evil.png", b"x")]), cache=UploadCache(), limits=ZipLimits(**ROOMY))
+    assert list((cache_dir / "scratch").iterdir()) == []
+
+
+def test_uploads_unused_for_long_are_pruned_and_saved_again_when_needed(cache_dir):
+    import time
+
+    cache = UploadCache(prune_every_s=0)
+    first = save_uploaded_file("m.keras", b"model bytes", "model", cache=cache)
+    long_ago = time.time() - 3 * 24 * 3600
+    os.utime(first.parent, (long_ago, long_ago))
+    other = save_uploaded_file("labels.txt", b"a\nb\n", "labels", cache=cache)  # prunes the old one
+    assert not first.parent.exists() and other.exists()
+    again = save_uploaded_file("m.keras", b"model bytes", "model", cache=cache)
+    assert again.read_bytes() == b"model bytes" and again != first
+    assert [p.name for p in (cache_dir / "scratch").iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_uploaded_file_keeps_only_its_own_name(cache_dir):
+    path = save_uploaded_file("C:\\Users\\me\\digits.keras", b"x", "model", cache=UploadCache())
+    assert path.name == "digits.keras" and path.parent.parent == (cache_dir / "scratch").resolve()
+
+
+def test_an_uploaded_savedmodel_is_refused_unless_the_settings_allow_it(cache_dir):
+    from gtpred_core.settings import Settings
+
+    bundle = zip_bytes([("sm/saved_model.pb", b"graph"), ("sm/variables/variables.index", b"")])
+    strict = Settings.from_env({"GTPRED_CACHE_DIR": str(cache_dir)})
+    with pytest.raises(UploadError, match=r"does not accept uploaded TF SavedModels.*GTPRED_ALLOW_SAVEDMODEL=1"):
+        save_uploaded_model("sm.zip", bundle, cache=UploadCache(), settings=strict)
+    trusting = Settings.from_env({"GTPRED_CACHE_DIR": str(cache_dir), "GTPRED_ALLOW_SAVEDMODEL": "1"})
+    model = save_uploaded_model("sm.zip", bundle, cache=UploadCache(), settings=trusting)
+    assert model.is_dir() and (model / "saved_model.pb").read_bytes() == b"graph"
+
+
+def test_a_folder_upload_goes_through_the_same_checks_as_a_zip(cache_dir):
+    cache, limits = UploadCache(), ZipLimits(**ROOMY)
+    folder = save_uploaded_folder([("val/a/1.png", b"1"), ("val/b/2.png", b"2")], cache=cache, limits=limits)
+    assert tree(folder) == ["a", "a/1.png", "b", "b/2.png"]
+    for bad, problem in [("val/a/x.png\x00.exe", "contains a NUL byte"), ("../x.png", "contains a '..' component")]:
+        with pytest.raises(UploadError, match=re.escape(problem)):
+            save_uploaded_folder([("val/a/1.png", b"1"), (bad, b"x")], cache=cache, limits=limits)
+    with pytest.raises(UploadError, match="The folder holds 3 files; at most 2 are allowed"):
+        save_uploaded_folder([(f"v/a/{i}.png", b"x") for i in range(3)], cache=cache,
+                             limits=ZipLimits(max_total_bytes=MB, max_files=2, max_ratio=200))

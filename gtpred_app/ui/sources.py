@@ -1,130 +1,65 @@
 """The Evaluate page's choosers: where the model, the images and the class order come from.
 
 Each returns a path on the server (or None until the user has chosen), whatever the source:
-a file picked under the data root, or an upload saved under the scratch area by its content
-hash (so re-running the page never re-extracts, and the model cache keys on the bytes).
+a file picked under the data root, or an upload saved once per content by the core's upload
+cache (``gtpred_core.uploads``), so re-running the page never re-extracts and the model cache
+keys on the bytes. Only widgets live here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
-import threading
-import zipfile
+import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import streamlit as st
-from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from gtpred_core import ImageFolder, ModelError, read_class_order_file, views
+from gtpred_core import ImageFolder, read_class_order_file, views
 from gtpred_core.sources.labels_csv import LabelsCsvReport, find_labels_csvs, locate_images_root, read_labels_csv
-from gtpred_core.errors import UploadError
-from gtpred_core.settings import get_settings
-from gtpred_core.uploads import extract_zip_safely, list_subfolders, prune_scratch, resolve_inside_root, scratch_dir, scratch_folder_of
+from gtpred_core.uploads import (
+    list_subfolders,
+    resolve_inside_root,
+    save_uploaded_file,
+    save_uploaded_folder,
+    save_uploaded_model,
+    scratch_folder_of,
+    unpack_uploaded_zip,
+)
 
 from . import state
 from .errors import errors_shown
 
-MB = 1024 * 1024
+log = logging.getLogger("gtpred.app")
+
+#: Said instead of an error when the server has no data root: uploads work without one.
+NO_DATA_ROOT = (
+    "This server has no shared folder of data set up, so there is nothing to browse here. "
+    "Upload the files instead (the options above); the people who run the server can set a "
+    "shared folder up (see \"Deploying on an internal server\" in gtpred's README)."
+)
 
 
-class _UploadStore:
-    """Content hash -> where that upload was saved or extracted (shared by sessions)."""
-
-    def __init__(self) -> None:
-        self.paths: dict[str, Path] = {}
-        self.lock = threading.Lock()
-
-
-@st.cache_resource
-def _upload_store() -> _UploadStore:
-    return _UploadStore()
+@lru_cache(maxsize=8)
+def _log_missing_data_root(root: str) -> None:
+    """Tell the server's admin once per path (the page only says uploads work)."""
+    log.warning(
+        "The data root %s does not exist: the Evaluate page offers uploads only. Set "
+        "GTPRED_DATA_ROOT to the folder that holds the image folders and models.",
+        root,
+    )
 
 
-def _zip_limits() -> dict[str, float]:
-    settings = get_settings()
-    return {
-        "max_total_bytes": settings.max_upload_mb * MB,
-        "max_files": settings.max_zip_files,
-        "max_ratio": settings.max_zip_ratio,
-    }
-
-
-def _stored(kind: str, digest: str, save) -> Path:
-    """``save(folder) -> Path`` once per (kind, content); later calls return the saved path."""
-    store = _upload_store()
-    key = f"{kind}-{digest}"
-    with store.lock:
-        path = store.paths.get(key)
-        if path is not None and path.exists():
-            os.utime(scratch_folder_of(path))  # in use again: not old enough to prune
-            return path
-        prune_scratch(get_settings().scratch_ttl_hours * 3600)  # free uploads nobody used for long
-        path = save(scratch_dir(kind + "-"))
-        store.paths[key] = path
-        return path
-
-
-def _digest(*chunks: bytes) -> str:
-    sha = hashlib.sha256()
-    for chunk in chunks:
-        sha.update(len(chunk).to_bytes(8, "little"))
-        sha.update(chunk)
-    return sha.hexdigest()[:24]
-
-
-def _plain_name(name: str) -> str:
-    """An uploaded file's own name without any folder part (browsers may send one)."""
-    return Path(name.replace("\\", "/")).name or "upload"
-
-
-def _save_file(uploaded: UploadedFile, kind: str) -> Path:
-    data = uploaded.getvalue()
-
-    def save(folder: Path) -> Path:
-        target = folder / _plain_name(uploaded.name)
-        target.write_bytes(data)
-        return target
-
-    return _stored(kind, _digest(data, uploaded.name.encode()), save)
+def has_data_root() -> bool:
+    """True when the server has a data root to browse (else the page opens on uploads)."""
+    root = state.data_root()
+    if root.is_dir():
+        return True
+    _log_missing_data_root(str(root))
+    return False
 
 
 # ----- the model ---------------------------------------------------------------------------------
-def _savedmodel_in(folder: Path) -> Path:
-    """The SavedModel folder (or .keras/.h5 file) inside an extracted zip."""
-    found = views.find_model_files(folder, limit=2)
-    if not found:
-        raise ModelError(
-            "The zip holds no model: no saved_model.pb folder and no .keras/.h5 file.",
-            "Zip the SavedModel folder itself (the one with saved_model.pb and variables/).",
-        )
-    return folder / found[0]
-
-
-def _model_from_upload(uploaded: UploadedFile) -> Path:
-    if not uploaded.name.lower().endswith(".zip"):
-        return _save_file(uploaded, "model")
-    data = uploaded.getvalue()
-    folder = _stored(
-        "model-zip",
-        _digest(data),
-        lambda dest: extract_zip_safely(io.BytesIO(data), dest, **_zip_limits()),
-    )
-    model = _savedmodel_in(folder)
-    if model.is_dir() and not get_settings().allow_savedmodel:
-        # A .keras/.h5 loads in Keras' safe mode; a SavedModel's graph is code, run on load.
-        raise UploadError(
-            "This server does not accept uploaded TF SavedModels: loading one runs the "
-            "TensorFlow graph it contains, which is code from the upload.",
-            "Upload the model as a .keras or .h5 file, or ask the server's operator to set "
-            "GTPRED_ALLOW_SAVEDMODEL=1 if everyone who can reach it is trusted.",
-        )
-    return model
-
-
 def choose_model() -> Path | None:
     """Upload a model file / SavedModel zip, or pick a model under the data root."""
     source = st.radio(
@@ -142,12 +77,15 @@ def choose_model() -> Path | None:
         if uploaded is None:
             return None
         with errors_shown():
-            return _model_from_upload(uploaded)
+            return save_uploaded_model(uploaded.name, uploaded.getvalue())
+        return None
+    if not has_data_root():
+        st.info(NO_DATA_ROOT, icon=":material/upload_file:")
         return None
     root = state.data_root()
-    models = views.find_model_files(root) if root.is_dir() else []
+    models = views.find_model_files(root)
     if not models:
-        st.info(f"No .keras, .h5 or SavedModel found under the data root `{root}`.")
+        st.info("No .keras, .h5 or SavedModel was found in the server's shared folder.")
         return None
     choice = st.selectbox("Model under the data root", models, index=None, key="model_server", placeholder="Choose a model")
     if choice is None:
@@ -164,10 +102,10 @@ def _open_folder(rel: str) -> None:
 
 
 def _folder_browser() -> Path | None:
-    root = state.data_root()
-    if not root.is_dir():
-        st.info(f"The data root `{root}` does not exist on the server (set GTPRED_DATA_ROOT).")
+    if not has_data_root():
+        st.info(NO_DATA_ROOT, icon=":material/upload_file:")
         return None
+    root = state.data_root()
     rel = st.session_state.setdefault("browse_rel", "")
     with errors_shown():
         children = list_subfolders(root, rel)
@@ -198,41 +136,13 @@ def _folder_browser() -> Path | None:
     return None
 
 
-def _images_from_zip(uploaded: UploadedFile) -> Path:
-    data = uploaded.getvalue()
-    return _stored(
-        "images-zip",
-        _digest(data),
-        lambda dest: extract_zip_safely(io.BytesIO(data), dest, **_zip_limits()),
-    )
-
-
-def _images_from_folder_upload(files: Sequence[UploadedFile]) -> Path:
-    """Write an uploaded folder through the same vetting as a zip (names, count, total size)."""
-    limits = _zip_limits()
-    if len(files) > limits["max_files"]:
-        raise UploadError(
-            f"The folder holds {len(files):,} files; at most {limits['max_files']:,} are allowed.",
-            "Upload a smaller folder, or raise GTPRED_MAX_ZIP_FILES on the server.",
-        )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as bundle:
-        for uploaded in files:
-            bundle.writestr(uploaded.name, uploaded.getvalue())
-    data = buffer.getvalue()
-    folder = _stored(
-        "images-dir",
-        _digest(data),
-        lambda dest: extract_zip_safely(io.BytesIO(data), dest, **limits),
-    )
-    return folder  # extract_zip_safely already returns the folder holding the class folders
-
-
 def choose_images() -> Path | None:
     """Browse to a folder under the data root, or upload a zip or a folder of class folders."""
+    options = ["A folder on the server", "Upload a .zip", "Upload a folder"]
     source = st.radio(
         "Where are the images?",
-        ["A folder on the server", "Upload a .zip", "Upload a folder"],
+        options,
+        index=0 if has_data_root() else 1,  # no shared folder: open on upload, not on a dead end
         horizontal=True,
         key="images_source",
     )
@@ -245,7 +155,7 @@ def choose_images() -> Path | None:
         if uploaded is None:
             return None
         with errors_shown(), st.spinner("Unpacking the zip…"):
-            return _images_from_zip(uploaded)
+            return unpack_uploaded_zip(uploaded.getvalue())
         return None
     files = st.file_uploader(
         "The image folder (one sub-folder per class)",
@@ -255,7 +165,7 @@ def choose_images() -> Path | None:
     if not files:
         return None
     with errors_shown(), st.spinner("Saving the uploaded folder…"):
-        return _images_from_folder_upload(files)
+        return save_uploaded_folder([(f.name, f.getvalue()) for f in files])
     return None
 
 
@@ -286,7 +196,9 @@ def choose_class_order() -> str | None:
     )
     if uploaded is None:
         return None
-    return str(_save_file(uploaded, "labels"))
+    with errors_shown():
+        return str(save_uploaded_file(uploaded.name, uploaded.getvalue(), "labels"))
+    return None
 
 
 # ----- a labels CSV instead of class folders -----------------------------------------------------
@@ -315,10 +227,13 @@ def choose_labels_csv() -> LabelsCsvChoice | None:
     the images (paths from the zip's top, or the folder it wraps)."""
     source = st.radio("Where is the CSV?", ["On the server", "Upload the CSV and a .zip of the images"], horizontal=True, key="labels_csv_source")
     if source == "On the server":
+        if not has_data_root():
+            st.info(NO_DATA_ROOT, icon=":material/upload_file:")
+            return None
         root = state.data_root()
-        found = find_labels_csvs(root) if root.is_dir() else []
+        found = find_labels_csvs(root)
         if not found:
-            st.info("No .csv file under the data root.")
+            st.info("No .csv file under the server's shared folder.")
             return None
         choice = st.selectbox("Labels CSV under the data root (its paths start from its own folder)", found, index=None, key="labels_csv_server", placeholder="Choose a CSV")
         if choice is None:
@@ -332,8 +247,8 @@ def choose_labels_csv() -> LabelsCsvChoice | None:
     if uploaded_csv is None or uploaded_zip is None:
         return None
     with errors_shown(), st.spinner("Unpacking the zip…"):
-        csv_path = _save_file(uploaded_csv, "labels-csv")
-        top = scratch_folder_of(_images_from_zip(uploaded_zip))
+        csv_path = save_uploaded_file(uploaded_csv.name, uploaded_csv.getvalue(), "labels-csv")
+        top = scratch_folder_of(unpack_uploaded_zip(uploaded_zip.getvalue()))
         return LabelsCsvChoice(csv_path, locate_images_root(csv_path, top))
     return None
 

@@ -16,6 +16,7 @@ import streamlit as st
 
 from gtpred_core import GtpredError, Run, RunInfo
 from gtpred_core.compare import RunComparison, compare_runs
+from gtpred_core.errors import StoreError
 from gtpred_core.store import RunStore, StoredRun, default_db_path
 
 log = logging.getLogger("gtpred.app")
@@ -23,12 +24,17 @@ log = logging.getLogger("gtpred.app")
 
 @st.cache_resource(show_spinner=False)
 def _open_store(path: str) -> RunStore:
-    return RunStore(path)
+    return RunStore(path)  # opens nothing for writing: pages that only read never change the file
 
 
 def run_store() -> RunStore:
-    """The server's store for the configured database file (a StoreError when it cannot open)."""
-    return _open_store(str(default_db_path()))
+    """The server's store for the configured database file (a StoreError when it cannot open;
+    its message names the file only, the full path goes to the server log)."""
+    try:
+        return _open_store(str(default_db_path()))
+    except StoreError as err:
+        log.warning("The run store %s cannot be used: %s", err.path, err)
+        raise
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the stored run…")
