@@ -27,6 +27,7 @@ from .metrics import Metrics, compute_metrics
 from .model import LoadedModel, load_model
 from .preprocessing import PREPROCESS_MODES
 from .run import Run, RunInfo, assemble_run
+from .training_history import EpochRun, TrainingHistory
 from .uploads import extract_zip_safely, list_subfolders, remove_scratch, resolve_inside_root, scratch_dir
 
 __version__ = "0.1.0"
@@ -58,6 +59,7 @@ __all__ = [
     "predict_pairs",
     "ClassOrder",
     "ClassOrderError",
+    "EpochRun",
     "FolderError",
     "GtpredError",
     "ImageFolder",
@@ -74,6 +76,7 @@ __all__ = [
     "RunWarning",
     "SkippedFile",
     "Throughput",
+    "TrainingHistory",
     "UploadError",
     "assemble_run",
     "check_model_fits",
