@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gtpred_core import PREPROCESS_MODES, check_model_fits, resolve_class_order, views
+from gtpred_core import PREPROCESS_MODES, check_model_fits, resolve_class_order
 from gtpred_core.audit_help import AUDIT_CHECKS, AUDIT_EXAMPLE
+from gtpred_core.class_order import class_mapping_table
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 from gtpred_core.evaluation import BACKENDS
 from gtpred_core.preprocessing import check_preprocess
@@ -83,7 +84,7 @@ if folder is None or model is None or order_spec is None:
 else:
     with errors_shown():
         order = resolve_class_order(order_spec, folder.class_names, folder.counts)
-        mapping = views.folder_mapping(folder, order.names)
+        mapping = class_mapping_table(folder.class_names, folder.counts, order.names)
         st.dataframe(
             mapping[["class", "images", "in_use_index"]],
             hide_index=True,
