@@ -8,7 +8,7 @@ import streamlit as st
 from gtpred_app.ui import charts, links, panels, state, tables
 from gtpred_app.ui.images import with_thumbnails
 
-CELL_PAGE_SIZE = 60
+CELL_PAGE_SIZE = 25
 CELL_ROW_HEIGHT = 52
 
 run = state.require_run()
@@ -65,6 +65,7 @@ matrix_col, cell_col = st.columns([3, 2])
 with matrix_col:
     cell = panels.clicked_confusion_cell(run, key="confusion")
 with cell_col:
+    opened = st.container()  # the opened image goes above the list, where the eye is
     if cell is None:
         st.info("Click a cell of the matrix to see the images in it.")
     else:
@@ -86,8 +87,9 @@ with cell_col:
                 state.select_file(clicked, scope="results")
     selected = state.selected_file(run, scope="results")
     if selected is not None:
-        link = links.page_url("results", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
-        panels.image_detail(run, selected, link, key="results-image")
+        with opened:
+            link = links.page_url("results", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
+            panels.image_detail(run, selected, link, key="results-image")
 
 st.header("Per class")
 st.dataframe(
