@@ -1,7 +1,7 @@
 """Server-side time of the app's clicks on a run with 10,000 mistakes (a figure, not a test).
 
 Builds a synthetic Run with ``assemble_run`` over real PNG files (12,000 images, 10 classes,
-10,000 of them predicted wrong), registers it as the app does, and times Streamlit's own
+10,000 of them predicted wrong), stores it in a run store as the app does, and times Streamlit's own
 script runs (``AppTest``) for: opening Mispredictions, clicking a row (the detail view with
 its image and top-5 chart), turning a page (25 new thumbnails), filtering, and a click on the
 Results page's confusion matrix.
@@ -12,6 +12,7 @@ Results page's confusion matrix.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -46,7 +47,7 @@ def synthetic_run(root: Path, n_images: int, n_wrong: int, n_classes: int = 10, 
         rel = f"{names[y_true[i]]}/img_{i:05d}.png"
         Image.fromarray(rng.integers(0, 255, size=(32, 32), dtype=np.uint8), mode="L").save(root / rel)
         paths.append(rel)
-    info = RunInfo(model="synthetic.keras", images=str(root), folder_classes=names, class_counts=tuple(np.bincount(y_true, minlength=n_classes)))
+    info = RunInfo(model="synthetic.keras", images=str(root), folder_classes=names, class_counts=tuple(int(c) for c in np.bincount(y_true, minlength=n_classes)))
     return assemble_run(class_names=names, paths=paths, y_true=y_true, y_pred=y_pred, probabilities=probabilities, info=info)
 
 
@@ -84,15 +85,16 @@ def main() -> None:
     # As on a real server: models load and run in the inference worker process, so the web
     # server never imports TensorFlow and Streamlit has no Keras session to clear per rerun.
 
-    from gtpred_core import views
+    from gtpred_core.store import RunStore
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         run = synthetic_run(Path(tmp) / "images", args.images, args.wrong)
         print(f"synthetic run: {run.n_images:,} images, {int((~run.correct).sum()):,} mistakes, "
               f"built in {time.perf_counter() - started:.1f} s")
-        run_id = state.run_registry().add(run)
-        table = views.mispredictions_table(run)
+        os.environ["GTPRED_DB"] = str(Path(tmp) / "runs.sqlite3")  # the app opens the same store
+        run_id = str(RunStore(os.environ["GTPRED_DB"]).save(run, "synthetic"))
+        table = run.mispredictions()
 
         def app(page: str) -> AppTest:
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -105,7 +107,7 @@ def main() -> None:
         report("rerun Mispredictions (warm)", timed(lambda i: at.run(), args.repeat))
 
         def click_row(i: int) -> None:
-            at.session_state[state.table_key(1)] = {"selection": {"rows": [i % 25], "columns": []}}
+            at.session_state[state.table_key(1)] = {"selection": {"rows": [], "columns": [], "cells": [[i % 25, "file"]]}}
             at.run()
 
         clicks = timed(click_row, args.repeat)

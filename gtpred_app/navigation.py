@@ -19,13 +19,13 @@ def main() -> None:
 
     page = st.navigation(
         [
-            st.Page(links.screen("evaluate"), title="Evaluate", icon=":material/play_arrow:", default=True),
-            st.Page(links.screen("results"), title="Results", icon=":material/insights:"),
-            st.Page(links.screen("mispredictions"), title="Mispredictions", icon=":material/report:"),
-            st.Page(links.screen("class_mapping"), title="Class mapping", icon=":material/swap_vert:"),
-            st.Page(links.screen("history"), title="History", icon=":material/history:"),
-            st.Page(links.screen("compare"), title="Compare", icon=":material/compare_arrows:"),
-            st.Page(links.screen("training"), title="Training", icon=":material/monitoring:"),
+            _page("evaluate", "Evaluate", ":material/play_arrow:"),
+            _page("results", "Results", ":material/insights:"),
+            _page("mispredictions", "Mispredictions", ":material/report:"),
+            _page("class_mapping", "Class mapping", ":material/swap_vert:"),
+            _page("history", "History", ":material/history:"),
+            _page("compare", "Compare", ":material/compare_arrows:"),
+            _page("training", "Training", ":material/monitoring:"),
         ]
     )
 
@@ -36,7 +36,9 @@ def main() -> None:
         run = state.current_run()
         if run is not None:
             accuracy = f"{run.accuracy:.1%}" if run.accuracy is not None else "n/a"
-            st.caption(f"Current run: accuracy **{accuracy}** on {run.n_images:,} images")
+            run_id = state.current_run_id()
+            which = f"Run #{run_id}" if run_id is not None else "Current run (not saved)"
+            st.caption(f"{which}: accuracy **{accuracy}** on {run.n_images:,} images")
             st.caption(run_caption(run))
         job = state.current_job()
         if job is not None and job.running:
@@ -44,3 +46,10 @@ def main() -> None:
 
     with errors_shown():
         page.run()
+
+
+def _page(name: str, title: str, icon: str) -> st.Page:
+    """Screen ``name`` at its pinned address (``links.url_path``): shared links stay valid."""
+    if name == links.DEFAULT_SCREEN:
+        return st.Page(links.screen(name), title=title, icon=icon, default=True)
+    return st.Page(links.screen(name), title=title, icon=icon, url_path=links.url_path(name))

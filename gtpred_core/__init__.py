@@ -30,6 +30,7 @@ from .model import LoadedModel, load_model
 from .preprocessing import PREPROCESS_MODES
 from .run import Run, RunInfo, assemble_run
 from .sources.labels_csv import LabelsCsvError, LabelsCsvReport, read_labels_csv
+from .training_history import EpochRun, TrainingHistory
 from .uploads import extract_zip_safely, list_subfolders, remove_scratch, resolve_inside_root, scratch_dir
 
 __version__ = "0.1.0"
@@ -61,6 +62,7 @@ __all__ = [
     "predict_pairs",
     "ClassOrder",
     "ClassOrderError",
+    "EpochRun",
     "FolderError",
     "GtpredError",
     "ImageFolder",
@@ -79,6 +81,7 @@ __all__ = [
     "RunWarning",
     "SkippedFile",
     "Throughput",
+    "TrainingHistory",
     "UploadError",
     "assemble_run",
     "check_model_fits",

@@ -10,9 +10,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .errors import ClassOrderError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KERAS = "keras"
 NATURAL = "natural"
@@ -140,3 +143,46 @@ def resolve_class_order(
             missing_in_order=missing_in_order,
         )
     return ClassOrder(names, path.name)
+
+
+# ----- showing and saving an order ----------------------------------------------------------------
+def class_mapping_table(
+    folder_classes: Sequence[str], counts: Mapping[str, int], in_use: Sequence[str]
+) -> "pd.DataFrame":
+    """One row per class folder: its output index under Keras' folder order, natural order and
+    the order in use, its image count, and ``differs`` when those indices disagree.
+
+    A class absent from ``in_use`` (an empty folder a labels file leaves out) has no index there.
+    """
+    import pandas as pd
+
+    keras = {name: i for i, name in enumerate(keras_order(folder_classes))}
+    natural = {name: i for i, name in enumerate(natural_order(folder_classes))}
+    used = {name: i for i, name in enumerate(in_use)}
+    rows = []
+    for name in keras_order(folder_classes):
+        indices = {keras[name], natural[name], used.get(name, -1)}
+        rows.append(
+            {
+                "class": name,
+                "images": int(counts.get(name, 0)),
+                "keras_index": keras[name],
+                "natural_index": natural[name],
+                "in_use_index": used.get(name),
+                "differs": len(indices) > 1,
+            }
+        )
+    columns = ["class", "images", "keras_index", "natural_index", "in_use_index", "differs"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["in_use_index"] = table["in_use_index"].astype("Int64")
+    return table
+
+
+def class_indices_json(order: Sequence[str]) -> str:
+    """``{"name": index}`` as Keras' ``class_indices`` prints it (``read_class_order_file`` reads it back)."""
+    return json.dumps({name: i for i, name in enumerate(order)}, indent=2, ensure_ascii=False) + "\n"
+
+
+def labels_txt(order: Sequence[str]) -> str:
+    """One class name per line, line ``k`` naming output ``k``."""
+    return "".join(f"{name}\n" for name in order)

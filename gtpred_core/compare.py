@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import GtpredError
 from .metrics import CONFIDENCE_LEVEL, Interval, Metrics, compute_metrics, wilson_interval
 from .run import Run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Columns of ``RunComparison.flips_table`` (images right in one run and wrong in the other).
+FLIP_COLUMNS = ("file", "true", "pred_a", "confidence_a", "pred_b", "confidence_b", "direction", "index_a", "index_b")
 
 
 class ComparisonError(GtpredError):
@@ -199,6 +205,63 @@ class RunComparison:
 
     def flips_in(self, direction: str) -> list[Flip]:
         return [f for f in self.flips if f.direction == direction]
+
+    # ----- tables, ready to draw
+    def per_class_table(self) -> "pd.DataFrame":
+        """One row per class (A's order): support, recall in A and B, and the B − A deltas."""
+        import pandas as pd
+
+        return pd.DataFrame(self.per_class_deltas()).rename(columns={"label": "class"})
+
+    def confusion_delta_cells(self) -> "pd.DataFrame":
+        """The confusion difference B − A in long form (rows = true, columns = predicted)."""
+        import pandas as pd
+
+        names = list(self.class_names)
+        n = len(names)
+        count_a = np.asarray(self.metrics_a.confusion_matrix, dtype=np.int64).reshape(n, n)
+        count_b = np.asarray(self.metrics_b.confusion_matrix, dtype=np.int64).reshape(n, n)
+        true_idx, pred_idx = np.indices((n, n))
+        return pd.DataFrame(
+            {
+                "true": [names[i] for i in true_idx.ravel()],
+                "predicted": [names[j] for j in pred_idx.ravel()],
+                "count_a": count_a.ravel(),
+                "count_b": count_b.ravel(),
+                "delta": (count_b - count_a).ravel(),
+            }
+        )
+
+    def flips_table(self, direction: str | None = None) -> "pd.DataFrame":
+        """The flipped images as ``FLIP_COLUMNS`` (``direction`` "right-to-wrong",
+        "wrong-to-right", or None for both): right-to-wrong first, then by file."""
+        import pandas as pd
+
+        flips = [f for f in self.flips if direction is None or f.direction == direction]
+        table = pd.DataFrame(
+            [
+                {
+                    "file": f.path,
+                    "true": f.true_label,
+                    "pred_a": f.pred_a,
+                    "confidence_a": f.confidence_a,
+                    "pred_b": f.pred_b,
+                    "confidence_b": f.confidence_b,
+                    "direction": f.direction,
+                    "index_a": f.index_a,
+                    "index_b": f.index_b,
+                }
+                for f in flips
+            ],
+            columns=list(FLIP_COLUMNS),
+        )
+        order = table["direction"].map({"right-to-wrong": 0, "wrong-to-right": 1})
+        return (
+            table.assign(_order=order)
+            .sort_values(["_order", "file"], kind="stable")
+            .drop(columns="_order")
+            .reset_index(drop=True)
+        )
 
 
 def compare_runs(a: Run, b: Run) -> RunComparison:

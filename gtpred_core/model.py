@@ -8,6 +8,7 @@ through its ``serving_default`` signature, which is what ``keras.layers.TFSMLaye
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -225,3 +226,25 @@ def _explain_load_failure(path: Path, err: Exception) -> ModelError:
         "Check that the file is a complete .keras/.h5 model saved by Keras (not weights only).",
         path,
     )
+
+
+# ----- finding models on the server --------------------------------------------------------------
+def find_model_files(root: str | Path, limit: int = 500) -> list[str]:
+    """Model files (``.keras``, ``.h5``) and SavedModel folders under ``root``, relative and
+    sorted; the walk stops after ``limit`` finds so a huge data root stays quick."""
+    root = Path(root)
+    found: list[str] = []
+    if not root.is_dir():
+        return found
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        if "saved_model.pb" in filenames:
+            found.append(here.relative_to(root).as_posix())
+            dirnames[:] = []  # a SavedModel's variables/ holds no other model
+        found.extend(
+            (here / f).relative_to(root).as_posix() for f in sorted(filenames) if f.lower().endswith(MODEL_SUFFIXES)
+        )
+        if len(found) >= limit:
+            break
+    return sorted(found)[:limit]

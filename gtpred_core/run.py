@@ -8,7 +8,9 @@ inference runs again.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
@@ -18,6 +20,12 @@ from .errors import ClassOrderError
 from .inference import SkippedFile
 from .metrics import Metrics, compute_metrics
 from .suspects import suspect_labels_summary
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: ``import gtpred_core`` stays cheap
+    import pandas as pd
+
+#: Columns of a table of files (mispredictions, a confusion cell's files, never right).
+FILE_COLUMNS = ("index", "file", "true", "predicted", "confidence")
 
 #: Warning codes that depend on how outputs are named, recomputed by ``Run.relabel``.
 PREDICTION_WARNING_CODES = frozenset({"class-order-mismatch", "prediction-collapse"})
@@ -46,6 +54,7 @@ class RunInfo:
     seconds: float = 0.0
     created_at: str = ""
     gtpred_version: str = ""
+    relabelled_from: int | None = None  # the stored run whose predictions this re-reads (no inference)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -208,6 +217,138 @@ class Run:
             ignored=tuple(data["ignored"]),
             info=RunInfo.from_dict(data.get("run", {})),
         )
+
+    # ----- queries: the tables the app, reports and notebooks draw (rows = true, columns = predicted)
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {path: i for i, path in enumerate(self.paths)}
+
+    def file_position(self, rel_path: str) -> int | None:
+        """The position of ``rel_path`` in the run, or None when the run has no such file."""
+        return self._positions.get(rel_path)
+
+    def image_path(self, rel_path: str) -> Path:
+        """Where file ``rel_path`` (one of ``paths``) lies: under the evaluated folder."""
+        return Path(self.info.images) / rel_path
+
+    def per_class_table(self) -> "pd.DataFrame":
+        """One row per class: precision, recall, F1 and support, in the order in use."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {"class": c.label, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
+                for c in self.metrics.per_class
+            ],
+            columns=["class", "precision", "recall", "f1", "support"],
+        )
+
+    def confusion_cells(self) -> "pd.DataFrame":
+        """The confusion matrix in long form: one row per (true, predicted) cell.
+
+        ``share`` is the row-normalised share: of the images of class ``true``, the fraction
+        predicted as ``predicted`` (0 for a class with no images).
+        """
+        import pandas as pd
+
+        names = list(self.class_names)
+        matrix = np.asarray(self.metrics.confusion_matrix, dtype=np.int64).reshape(len(names), len(names))
+        row_totals = matrix.sum(axis=1, keepdims=True)
+        share = np.divide(matrix, row_totals, out=np.zeros(matrix.shape, dtype=float), where=row_totals > 0)
+        true_idx, pred_idx = np.indices(matrix.shape)
+        return pd.DataFrame(
+            {
+                "true": [names[i] for i in true_idx.ravel()],
+                "predicted": [names[j] for j in pred_idx.ravel()],
+                "count": matrix.ravel(),
+                "share": share.ravel(),
+            }
+        )
+
+    def files_table(self, rows: Sequence[int] | np.ndarray) -> "pd.DataFrame":
+        """Files ``rows`` of the run as ``FILE_COLUMNS``, most confident first (ties: file order).
+
+        ``index`` is the file's position in the run.
+        """
+        import pandas as pd
+
+        rows = np.asarray(rows, dtype=np.int64)
+        confidence = self.confidence[rows]
+        order = np.argsort(-confidence, kind="stable")
+        rows, confidence = rows[order], confidence[order]
+        names = np.asarray(self.class_names, dtype=object)
+        paths = np.asarray(self.paths, dtype=object)
+        empty = np.array([], dtype=object)
+        return pd.DataFrame(
+            {
+                "index": rows,
+                "file": paths[rows] if len(rows) else empty,
+                "true": names[self.y_true[rows]] if len(rows) else empty,
+                "predicted": names[self.y_pred[rows]] if len(rows) else empty,
+                "confidence": confidence.astype(float),
+            },
+            columns=list(FILE_COLUMNS),
+        )
+
+    def cell_files(self, true: str, predicted: str) -> "pd.DataFrame":
+        """The files of one confusion-matrix cell (true class ``true``, predicted ``predicted``)."""
+        t, p = self.class_names.index(true), self.class_names.index(predicted)
+        return self.files_table(np.flatnonzero((self.y_true == t) & (self.y_pred == p)))
+
+    def mispredictions(
+        self, true_classes: Iterable[str] = (), predicted_classes: Iterable[str] = ()
+    ) -> "pd.DataFrame":
+        """Every wrong prediction, most confident first; optionally only some true/predicted
+        classes (an empty filter means "all classes")."""
+        keep = ~self.correct
+        true_classes, predicted_classes = list(true_classes), list(predicted_classes)
+        if true_classes:
+            keep &= np.isin(self.y_true, [self.class_names.index(c) for c in true_classes])
+        if predicted_classes:
+            keep &= np.isin(self.y_pred, [self.class_names.index(c) for c in predicted_classes])
+        return self.files_table(np.flatnonzero(keep))
+
+    def top_k_table(self, index: int, k: int = 5) -> "pd.DataFrame":
+        """The ``k`` most probable classes for file ``index``, flagged true/predicted."""
+        import pandas as pd
+
+        true_name = self.class_names[int(self.y_true[index])]
+        pred_name = self.class_names[int(self.y_pred[index])]
+        rows = self.top_k(index, k=min(k, len(self.class_names)))
+        return pd.DataFrame(
+            {
+                "class": [name for name, _ in rows],
+                "probability": [p for _, p in rows],
+                "is_true": [name == true_name for name, _ in rows],
+                "is_predicted": [name == pred_name for name, _ in rows],
+            }
+        )
+
+    def confidence_histogram(self, bins: int = 20) -> "pd.DataFrame":
+        """Counts of right and wrong predictions per confidence bin (``bin_start``..``bin_end``)."""
+        import pandas as pd
+
+        edges = np.linspace(0.0, 1.0, bins + 1)
+        confidence = np.clip(self.confidence.astype(float), 0.0, 1.0)
+        frames = []
+        for outcome, mask in (("right", self.correct), ("wrong", ~self.correct)):
+            counts, _ = np.histogram(confidence[mask], bins=edges)
+            frames.append(
+                pd.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:], "outcome": outcome, "count": counts})
+            )
+        return pd.concat(frames, ignore_index=True)
+
+    def class_mapping(self) -> "pd.DataFrame":
+        """``class_order.class_mapping_table`` for the evaluated folder and the order in use:
+        which output index each class folder gets under Keras', natural and the run's order."""
+        from .class_order import class_mapping_table
+
+        folder_classes = self.info.folder_classes or tuple(sorted(self.class_names))
+        if self.info.class_counts:
+            counts = dict(zip(folder_classes, self.info.class_counts))
+        else:
+            counts = {c: int(np.sum(self.y_true == self.class_names.index(c))) for c in folder_classes if c in self.class_names}
+        return class_mapping_table(folder_classes, counts, self.class_names)
 
 
 def _as_array(values: Any, dtype: type) -> np.ndarray:

@@ -67,3 +67,37 @@ def test_bad_order_files_are_refused_with_the_reason(tmp_path, content, message)
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(ClassOrderError, match="Class order file not found"):
         resolve_class_order(tmp_path / "nope.txt", FOLDERS)
+
+
+def test_class_mapping_flags_rows_whose_index_differs():
+    from gtpred_core.class_order import class_mapping_table
+
+    folder = ("Class_1", "Class_10", "Class_2")
+    table = class_mapping_table(folder, {"Class_1": 5, "Class_10": 6, "Class_2": 7}, in_use=("Class_1", "Class_2", "Class_10"))
+    rows = table.set_index("class")
+    assert list(table["class"]) == ["Class_1", "Class_10", "Class_2"]  # Keras order
+    assert rows.loc["Class_10", "keras_index"] == 1 and rows.loc["Class_10", "natural_index"] == 2
+    assert rows.loc["Class_10", "in_use_index"] == 2
+    assert list(table["differs"]) == [False, True, True]
+    assert rows.loc["Class_2", "images"] == 7
+
+
+def test_class_mapping_leaves_a_class_missing_from_the_order_without_index():
+    import pandas as pd
+
+    from gtpred_core.class_order import class_mapping_table
+
+    table = class_mapping_table(("a", "b", "empty"), {"a": 1, "b": 1, "empty": 0}, in_use=("a", "b"))
+    assert pd.isna(table.set_index("class").loc["empty", "in_use_index"])
+    assert bool(table.set_index("class").loc["empty", "differs"])
+
+
+def test_class_indices_and_labels_files_round_trip_through_the_reader(tmp_path):
+    from gtpred_core.class_order import class_indices_json, labels_txt
+
+    order = ("Class_1", "Class_2", "Class_10")
+    (tmp_path / "class_indices.json").write_text(class_indices_json(order))
+    (tmp_path / "labels.txt").write_text(labels_txt(order))
+    assert json.loads(class_indices_json(order)) == {"Class_1": 0, "Class_2": 1, "Class_10": 2}
+    assert read_class_order_file(tmp_path / "class_indices.json") == order
+    assert read_class_order_file(tmp_path / "labels.txt") == order

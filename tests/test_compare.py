@@ -163,3 +163,34 @@ def test_runs_compare_prints_one_json_object(tmp_path):
         cwd=root, capture_output=True, text=True, timeout=120,
     )
     assert missing.returncode == 2 and "There is no run 99" in missing.stderr
+
+
+def test_comparison_tables_are_b_minus_a_and_list_each_flip():
+    from gtpred_core.compare import FLIP_COLUMNS
+
+    paths = ["cat/a", "cat/b", "cat/c", "dog/d", "dog/e", "fox/f"]
+    truth = [0, 0, 0, 1, 1, 2]
+    names = ("cat", "dog", "fox")
+    # A: cat row [1, 2, 0], dog row [1, 1, 0], fox row [0, 0, 1]; 3 right.
+    # B: b -> cat (wrong to right), d -> cat (right to wrong), e -> dog (wrong to right):
+    # cat row [2, 1, 0], dog row [1, 1, 0], fox row [0, 0, 1].
+    a = _run(paths, truth, [0, 1, 1, 1, 0, 2], names=names)
+    b = _run(paths, truth, [0, 0, 1, 0, 1, 2], names=names)
+    comparison = compare_runs(a, b)
+    cells = comparison.confusion_delta_cells().set_index(["true", "predicted"])
+    assert cells.loc[("cat", "cat"), "count_a"] == 1 and cells.loc[("cat", "cat"), "count_b"] == 2
+    assert cells.loc[("cat", "cat"), "delta"] == 1 and cells.loc[("cat", "dog"), "delta"] == -1
+    assert cells.loc[("dog", "dog"), "delta"] == 0 and cells["delta"].sum() == 0
+    per_class = comparison.per_class_table().set_index("class")
+    assert per_class.loc["cat", "recall_a"] == pytest.approx(1 / 3)
+    assert per_class.loc["cat", "recall_delta"] == pytest.approx(1 / 3)
+    assert per_class.loc["fox", "recall_delta"] == 0
+    flips = comparison.flips_table()
+    assert list(flips.columns) == list(FLIP_COLUMNS)
+    assert list(flips["file"]) == ["dog/d", "cat/b", "dog/e"]  # right-to-wrong first
+    assert list(flips["direction"]) == ["right-to-wrong", "wrong-to-right", "wrong-to-right"]
+    d = flips.iloc[0]
+    assert (d["true"], d["pred_a"], d["pred_b"]) == ("dog", "dog", "cat")
+    assert d["confidence_a"] == pytest.approx(0.8) and d["confidence_b"] == pytest.approx(0.8)
+    assert list(comparison.flips_table("wrong-to-right")["file"]) == ["cat/b", "dog/e"]
+    assert compare_runs(a, a).flips_table().empty

@@ -61,3 +61,17 @@ def test_unreadable_and_unknown_files_name_the_file(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(ModelError, match="not a TF SavedModel"):
         load_model(tmp_path / "folder")
+
+
+def test_find_model_files_lists_models_and_savedmodel_folders(tmp_path):
+    from gtpred_core.model import find_model_files
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a/m.keras").write_bytes(b"")
+    (tmp_path / "b/sm/variables").mkdir(parents=True)
+    (tmp_path / "b/sm/saved_model.pb").write_bytes(b"")
+    (tmp_path / "b/sm/variables/x.h5").write_bytes(b"")  # inside a SavedModel: not a model
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden/h.h5").write_bytes(b"")
+    assert find_model_files(tmp_path) == ["a/m.keras", "b/sm"]
+    assert find_model_files(tmp_path / "missing") == []

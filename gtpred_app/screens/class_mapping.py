@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gtpred_core import views
+from gtpred_core.class_order import class_indices_json, labels_txt
 
-from gtpred_app.ui import state
+from gtpred_app.ui import panels, state
 
 run = state.require_run()
 in_use = run.info.class_order_source
 
 st.title("Class mapping")
+panels.stored_status(state.current_run_id(), "class_mapping")
 st.write(
     "A model's output k means whichever class was k-th in its training order. Keras numbers "
     "class folders in plain string order (`Class_10` before `Class_2`); a model trained from a "
@@ -19,7 +20,7 @@ st.write(
     "silently swaps class names."
 )
 
-table = views.run_class_mapping(run)
+table = run.class_mapping()
 differs = int(table["differs"].sum())
 if differs:
     st.warning(
@@ -50,7 +51,7 @@ st.caption("Keep these next to the model so the next evaluation (or deployment) 
 left, right = st.columns(2)
 left.download_button(
     "class_indices.json",
-    views.class_indices_json(run.class_names),
+    class_indices_json(run.class_names),
     file_name="class_indices.json",
     mime="application/json",
     icon=":material/download:",
@@ -59,7 +60,7 @@ left.download_button(
 )
 right.download_button(
     "labels.txt",
-    views.labels_txt(run.class_names),
+    labels_txt(run.class_names),
     file_name="labels.txt",
     mime="text/plain",
     icon=":material/download:",

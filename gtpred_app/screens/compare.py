@@ -1,15 +1,17 @@
 """Compare: two stored runs on the files both evaluated: accuracy, per-class deltas, the
-confusion difference, and every image that flipped between right and wrong (click one to see it
-with both runs' predictions)."""
+confusion difference, and every image that flipped between right and wrong (click any cell of
+its row to see it with both runs' predictions). The address names both runs and the open image
+(``?a=1&b=2&file=...``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from gtpred_core import views
+from gtpred_core import GtpredError
 
-from gtpred_app.ui import charts, links, panels, store
+from gtpred_app.ui import charts, links, panels, state, store, tables
 from gtpred_app.ui.errors import errors_shown
+from gtpred_app.ui.images import with_thumbnails
 
 PAGE_SIZE = 25
 ROW_HEIGHT = 44
@@ -31,19 +33,50 @@ with errors_shown():
     stored = [r for r in store.run_store().list() if store.openable(r)]
 if stored is None:
     st.stop()
-if len(stored) < 2:
+
+
+def _label(row) -> str:
+    return f"#{row.id} {row.name} · {_percent(row.accuracy)} · {tables.when(row.created_at)}"
+
+
+labels = {r.id: _label(r) for r in stored}
+
+
+def _linked(param: str) -> int | None:
+    """The run the address names for ``param`` (a or b), after saying why one cannot be shown."""
+    raw = st.query_params.get(param)
+    run_id = state.parse_id(raw)
+    if raw is None or run_id in labels:
+        return run_id
+    if run_id is None:
+        st.warning(f"This link names no stored run ({param}={raw!r} is not a run number).", icon=":material/link_off:")
+        return None
+    try:
+        row = store.run_store().get(run_id)
+    except GtpredError as err:
+        state.explain_missing_run(run_id, err)
+        st.stop()
+    if store.openable(row):  # e.g. a training's epoch: not listed above, comparable all the same
+        labels[run_id] = _label(row)
+        return run_id
+    st.warning(f"Run #{run_id} is {row.status}: it has no complete results to compare.", icon=":material/warning:")
+    return None
+
+
+linked_a, linked_b = _linked(links.RUN_A), _linked(links.RUN_B)
+ids = list(labels)
+if len(ids) < 2:
     st.info("Comparing needs two stored runs: evaluate a model twice (say before and after a change), or open the History.")
     st.page_link(links.screen("evaluate"), label="Go to Evaluate", icon=":material/play_arrow:")
     st.stop()
-
-labels = {r.id: f"#{r.id} {r.name} · {_percent(r.accuracy)} · {r.created_at[:16].replace('T', ' ')}" for r in stored}
-ids = list(labels)
 pick_a, pick_b = st.columns(2)
-a = pick_a.selectbox("Run A (before)", ids, index=1, format_func=labels.get, key="compare_a")
-b = pick_b.selectbox("Run B (after)", ids, index=0, format_func=labels.get, key="compare_b")
+a = pick_a.selectbox("Run A (before)", ids, index=ids.index(linked_a) if linked_a in ids else 1, format_func=labels.get, key="compare_a")
+b = pick_b.selectbox("Run B (after)", ids, index=ids.index(linked_b) if linked_b in ids else 0, format_func=labels.get, key="compare_b")
+st.query_params[links.RUN_A], st.query_params[links.RUN_B] = str(a), str(b)
 if a == b:
     st.info("Choose two different runs.")
     st.stop()
+links.copy_link(links.page_url("compare", **{links.RUN_A: a, links.RUN_B: b}), key="compare-link")
 
 comparison = run_a = run_b = None
 with errors_shown():
@@ -75,7 +108,7 @@ n_flips.metric(
 
 st.header("Per class")
 st.dataframe(
-    views.comparison_per_class(comparison),
+    comparison.per_class_table(),
     hide_index=True,
     column_config={
         "recall_a": st.column_config.NumberColumn("recall A", format="percent"),
@@ -89,7 +122,7 @@ st.dataframe(
 st.header("Confusion matrix difference")
 st.caption("Images per cell in B minus A; rows are the true class, columns the predicted class. Blue: more in B, red: fewer.")
 st.altair_chart(
-    charts.confusion_delta_heatmap(views.confusion_delta_cells(comparison), comparison.class_names),
+    charts.confusion_delta_heatmap(comparison.confusion_delta_cells(), comparison.class_names),
     width="content",
 )
 
@@ -97,15 +130,15 @@ st.header("Flipped images")
 direction = st.segmented_control(
     "Show", list(DIRECTIONS), format_func=DIRECTIONS.get, default="all", key="flip_direction"
 ) or "all"
-flips = views.flips_table(comparison, None if direction == "all" else direction)
+flips = comparison.flips_table(None if direction == "all" else direction)
 listing, detail = st.columns([3, 2], gap="large")
 with listing:
     if flips.empty:
         st.success("No image flipped" + ("." if direction == "all" else " this way."))
     else:
-        pages = views.page_count(len(flips), PAGE_SIZE)
+        pages = tables.page_count(len(flips), PAGE_SIZE)
         page = st.number_input(f"Page (of {pages:,}; {len(flips):,} images)", 1, pages, 1, key=f"flip_page-{a}-{b}-{direction}") if pages > 1 else 1
-        shown = views.with_thumbnails(views.page_of(flips, page, PAGE_SIZE), run_a.info.images, side=ROW_HEIGHT - 4)
+        shown = with_thumbnails(tables.page_of(flips, page, PAGE_SIZE), run_a.info.images, side=ROW_HEIGHT - 4)
         key = f"flips-{a}-{b}-{direction}-{page}"
         clicked = panels.clicked_file(
             shown,
@@ -120,18 +153,18 @@ with listing:
             },
         )
         if clicked:
-            st.session_state["compare_file"] = (a, b, clicked)
+            state.select_file(clicked, scope="compare")
 
 with detail:
-    chosen = st.session_state.get("compare_file")
-    rel = chosen[2] if chosen and chosen[:2] == (a, b) else None
-    index_a = views.file_position(run_a, rel) if rel else None
-    index_b = views.file_position(run_b, rel) if rel else None
+    rel = state.selected_file(run_a, scope="compare")
+    index_a = run_a.file_position(rel) if rel else None
+    index_b = run_b.file_position(rel) if rel else None
     if index_a is None or index_b is None:
-        st.info("Click a row to see the image large with both runs' predictions.")
+        st.info("Click a row (any cell) to see the image large with both runs' predictions.")
     else:
         # The file lies under A's images root; B's when A's folder has gone.
-        panels.large_image(run_a if views.image_path(run_a, rel).exists() else run_b, rel)
+        link = links.page_url("compare", **{links.RUN_A: a, links.RUN_B: b, links.FILE: rel})
+        panels.large_image(run_a if run_a.image_path(rel).exists() else run_b, rel, link, key="compare-image")
         left, right = st.columns(2)
         with left:
             panels.prediction(run_a, index_a, who="Run A")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gtpred_core import PREPROCESS_MODES, check_model_fits, resolve_class_order, views
+from gtpred_core import PREPROCESS_MODES, check_model_fits, resolve_class_order
+from gtpred_core.class_order import class_mapping_table
 from gtpred_core.sources.audit import AUDIT_EXAMPLE, FindingKind
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 from gtpred_core.evaluation import BACKENDS
@@ -89,7 +90,7 @@ else:
     with errors_shown():
         folder = sources.labels_csv_folder(labels_csv, order_spec) if labels_csv is not None else folder
         order = resolve_class_order(order_spec, folder.class_names, folder.counts)
-        mapping = views.folder_mapping(folder, order.names)
+        mapping = class_mapping_table(folder.class_names, folder.counts, order.names)
         st.dataframe(
             mapping[["class", "images", "in_use_index"]],
             hide_index=True,

@@ -1,13 +1,14 @@
-"""History: every stored run, newest first. Click one to open it (no inference), rename it,
-delete it, or download its predictions and summary."""
+"""History: every stored run, newest first. Click any cell of a run's row to act on it: open it
+(no inference; the address becomes ``results?run=ID``), copy its link, rename it, delete it, or
+download its predictions and summary. A re-labelled run says which run it re-reads."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from gtpred_core import views
+from pathlib import Path
 
-from gtpred_app.ui import links, panels, state, store
+from gtpred_app.ui import links, panels, state, store, tables
 from gtpred_app.ui.errors import errors_shown, show_error
 
 #: Bumped when a run is deleted: a new table, so a row selection never points at another run.
@@ -33,7 +34,6 @@ def _delete(run_id: int) -> None:
         st.session_state["history_error"] = err
     st.session_state["confirm_delete"] = None
     st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
-    store.forget_stored(run_id)
     st.session_state["history_deleted"] = run_id
 
 
@@ -63,35 +63,43 @@ if not stored:
     st.page_link(links.screen("evaluate"), label="Go to Evaluate", icon=":material/play_arrow:")
     st.stop()
 
-table = views.history_table(stored)
+table = tables.history_table(stored)
 event = st.dataframe(
     table,
     hide_index=True,
     on_select="rerun",
-    selection_mode="single-row",
+    selection_mode=["single-cell", "single-row"],
     key=_table_key(),
     height=min(500, 35 * (len(table) + 1) + 3),
     column_config={
         "id": st.column_config.NumberColumn("#", width="small"),
         "name": st.column_config.TextColumn("name", width="medium"),
         "n_images": st.column_config.NumberColumn("n images"),
+        "created": st.column_config.TextColumn("created (UTC)"),
         "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
         "top5": st.column_config.NumberColumn("top-5", format="percent"),
     },
 )
-st.caption(f"{len(table):,} stored run(s) in `{store.run_store().path}`, newest first. Click a row to act on that run.")
+st.caption(f"{len(table):,} stored run(s), newest first. Click a run (any cell of its row) to act on it.")
 
-rows = event["selection"]["rows"]
-if not rows:
+picked = state.selected_row(event["selection"])
+if picked is None or picked >= len(stored):
     st.stop()
-row = stored[rows[0]]
+row = stored[picked]
 
 st.subheader(f"#{row.id} · {row.name}")
-st.caption(
-    f"Model `{row.model}` on `{row.images}` · class order **{row.class_order_source}** · "
-    f"preprocessing **{row.preprocess}** · {row.n_images:,} images · status **{row.status}**"
+st.text(
+    f"Model {Path(row.model).name} on {Path(row.images).name} · class order {row.class_order_source} · "
+    f"preprocessing {row.preprocess} · {row.n_images:,} images · status {row.status}"
 )
 openable = store.openable(row)
+if openable:
+    with errors_shown():
+        opened = store.loaded_run(row.id)
+        if opened.info.relabelled_from is not None:
+            order = opened.class_names
+            shown = ", ".join(order[:12]) + (f", … ({len(order)} classes)" if len(order) > 12 else "")
+            st.text(f"Re-labelled from run #{opened.info.relabelled_from}, class order {shown} (the same predictions; no inference ran).")
 if st.button(
     "Open",
     type="primary",
@@ -102,10 +110,10 @@ if st.button(
     if openable
     else f"A {row.status} run has no complete results to open.",
 ):
-    with errors_shown():
-        run_id = state.set_current_run(store.loaded_run(row.id))
-        store.remember_stored(run_id, row.id)
-        st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: run_id})
+    state.open_run(row.id)
+    st.switch_page(links.screen("results"), query_params={links.RUN: str(row.id)})
+if openable:
+    links.copy_link(links.page_url("results", **{links.RUN: row.id}), key=f"history-link-{row.id}")
 
 name_col, rename_col = st.columns([4, 1], vertical_alignment="bottom")
 name_col.text_input("Name", value=row.name, key=f"rename-{row.id}", max_chars=200)

@@ -1,20 +1,22 @@
-"""Results: the numbers, the warnings, a clickable confusion matrix and the confidence split."""
+"""Results: the numbers, the warnings, a clickable confusion matrix (click a cell, then any of
+its images) and the confidence split. ``?run=ID`` names the stored run; ``&file=`` opens an image."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from gtpred_core import views
+from gtpred_app.ui import charts, links, panels, state, tables
+from gtpred_app.ui.images import with_thumbnails
 
-from gtpred_app.ui import charts, panels, state, store
-
-CELL_PAGE_SIZE = 60
+CELL_PAGE_SIZE = 25
+CELL_ROW_HEIGHT = 52
 
 run = state.require_run()
+run_id = state.current_run_id()
 
 st.title("Results")
 st.markdown(panels.run_caption(run))
-store.show_stored_status(state.current_run_id())
+panels.stored_status(run_id, "results")
 panels.run_warnings(run)
 
 if run.suggested_class_order:
@@ -25,20 +27,21 @@ if run.suggested_class_order:
         key="relabel",
         help="Reads output k as the k-th class of the suggested order: "
         + ", ".join(run.suggested_class_order)
-        + ". Uses the predictions already made; no inference runs.",
+        + ". Uses the predictions already made (no inference runs) and saves the result as a new run.",
     ):
-        state.set_current_run(run.relabel(run.suggested_class_order), previous_id=state.current_run_id())
+        state.relabel_current(run, run.suggested_class_order)
         st.rerun()
-elif state.previous_run_id():
+elif run.info.relabelled_from is not None:
     st.success(
-        f"Re-labelled under the class order **{run.info.class_order_source}**, from the same "
-        "predictions (no inference ran again)."
+        f"Re-labelled from run #{run.info.relabelled_from} under the class order "
+        f"**{run.info.class_order_source}**, from the same predictions (no inference ran again)."
     )
+    st.caption("Class order, output 0 first: " + ", ".join(run.class_names))
     st.button(
-        "Back to the original class order",
+        f"Back to run #{run.info.relabelled_from} (the original class order)",
         key="undo_relabel",
-        on_click=state.restore_run,
-        args=(state.previous_run_id(),),
+        on_click=state.open_run,
+        args=(run.info.relabelled_from,),
     )
 
 accuracy, top5, evaluated, skipped = st.columns(4)
@@ -57,35 +60,40 @@ if run.skipped:
 panels.downloads(run, key="results")
 
 st.header("Confusion matrix")
-st.caption("Rows are the true class, columns the predicted class; colour is the share of the row. Click a cell to see its images (double-click clears).")
+st.caption("Rows are the true class, columns the predicted class; colour is the share of the row. Click a cell to see its images (double-click clears), then click an image to open it.")
 matrix_col, cell_col = st.columns([3, 2])
 with matrix_col:
     cell = panels.clicked_confusion_cell(run, key="confusion")
 with cell_col:
+    opened = st.container()  # the opened image goes above the list, where the eye is
     if cell is None:
         st.info("Click a cell of the matrix to see the images in it.")
     else:
         true_name, pred_name = cell
-        files = views.cell_files(run, true_name, pred_name)
-        st.markdown(f"**True {true_name}, predicted {pred_name}: {len(files):,} images**")
+        files = run.cell_files(true_name, pred_name)
+        st.text(f"True {true_name}, predicted {pred_name}: {len(files):,} images")
         if len(files):
-            pages = views.page_count(len(files), CELL_PAGE_SIZE)
+            pages = tables.page_count(len(files), CELL_PAGE_SIZE)
             page = st.number_input("Page", 1, pages, 1, key=f"cell_page-{true_name}-{pred_name}") if pages > 1 else 1
-            shown = views.with_thumbnails(views.page_of(files, page, CELL_PAGE_SIZE), run.info.images, side=48)
-            st.dataframe(
-                shown[["thumbnail", "file", "confidence"]],
-                hide_index=True,
-                row_height=52,
-                key="cell_files",
-                column_config={
-                    "thumbnail": st.column_config.ImageColumn("image", width="small"),
-                    "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
-                },
+            shown = with_thumbnails(tables.page_of(files, page, CELL_PAGE_SIZE), run.info.images, side=CELL_ROW_HEIGHT - 4)
+            clicked = panels.clicked_file(
+                shown,
+                ["thumbnail", "file", "confidence"],
+                f"cell_files-{true_name}-{pred_name}-{page}",
+                CELL_ROW_HEIGHT,
+                {"confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)},
             )
+            if clicked:
+                state.select_file(clicked, scope="results")
+    selected = state.selected_file(run, scope="results")
+    if selected is not None:
+        with opened:
+            link = links.page_url("results", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
+            panels.image_detail(run, selected, link, key="results-image")
 
 st.header("Per class")
 st.dataframe(
-    views.per_class_table(run),
+    run.per_class_table(),
     hide_index=True,
     column_config={
         "precision": st.column_config.NumberColumn(format="%.3f"),
@@ -96,4 +104,4 @@ st.dataframe(
 
 st.header("Confidence of right and wrong predictions")
 st.caption("A good model is confident when right and unsure when wrong; confident mistakes are worth a look on the Mispredictions page.")
-st.altair_chart(charts.confidence_histogram(views.confidence_histogram(run)), width="stretch")
+st.altair_chart(charts.confidence_histogram(run.confidence_histogram()), width="stretch")

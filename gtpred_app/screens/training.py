@@ -1,15 +1,15 @@
 """Training: a stored training (one evaluation per epoch or checkpoint) over its epochs: the
 curves, per-class recall, any epoch's confusion matrix, and the images that flipped between two
-epochs or were never right (click one to follow it across the epochs)."""
+epochs or were never right (click any cell of a row to follow that image across the epochs). The
+address names the training, the epoch and the open image (``?training=3&epoch=2&file=...``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from gtpred_core import views
-
-from gtpred_app.ui import charts, panels, store
+from gtpred_app.ui import charts, links, panels, state, store, tables
 from gtpred_app.ui.errors import errors_shown
+from gtpred_app.ui.images import with_thumbnails
 
 PAGE_SIZE = 20
 ROW_HEIGHT = 44
@@ -23,20 +23,20 @@ model.fit(train, epochs=10, callbacks=[recorder])
 
 
 def _clickable_files(table, root: str, key: str, caption: str, labels: dict | None = None) -> None:
-    """A page of files (``views`` tables with a ``file`` column) with thumbnails; a row click
-    selects that file for the detail view. ``labels`` renames columns for display."""
+    """A page of files (a table with a ``file`` column) with thumbnails; a click anywhere on a
+    row opens that file in the detail view. ``labels`` renames columns for display."""
     if table.empty:
         st.success("None.")
         return
-    pages = views.page_count(len(table), PAGE_SIZE)
+    pages = tables.page_count(len(table), PAGE_SIZE)
     page = st.number_input(f"Page (of {pages:,}; {len(table):,} images)", 1, pages, 1, key=f"{key}-page") if pages > 1 else 1
-    shown = views.with_thumbnails(views.page_of(table, page, PAGE_SIZE), root, side=ROW_HEIGHT - 4)
+    shown = with_thumbnails(tables.page_of(table, page, PAGE_SIZE), root, side=ROW_HEIGHT - 4)
     columns = [c for c in ("thumbnail", "file", "true", "predicted", "confidence", "pred_a", "pred_b", "direction") if c in shown]
     config = {"confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)}
     clicked = panels.clicked_file(shown, columns, f"{key}-{page}", ROW_HEIGHT, {**config, **(labels or {})})
     st.caption(caption)
     if clicked:
-        st.session_state["training_file"] = clicked
+        state.select_file(clicked, scope="training")
 
 
 st.title("Training")
@@ -51,21 +51,34 @@ if not trainings:
     st.code(RECORD_EXAMPLE, language="python")
     st.stop()
 
-names = {t.id: f"#{t.id} {t.name} · {t.n_epochs} epoch(s) · {t.status} · {t.created_at[:16].replace('T', ' ')}" for t in trainings}
-training_id = st.selectbox("Training", list(names), format_func=names.get, key="training")
+names = {t.id: f"#{t.id} {t.name} · {t.n_epochs} epoch(s) · {t.status} · {tables.when(t.created_at)}" for t in trainings}
+raw = st.query_params.get(links.TRAINING)
+linked = state.parse_id(raw)
+if raw is not None and linked not in names:
+    st.warning(
+        f"This link names training {raw!r}, which is not in this server's history: it was deleted, "
+        "or the link was made on another server. The trainings stored here are listed below.",
+        icon=":material/link_off:",
+    )
+ids = list(names)
+training_id = st.selectbox("Training", ids, index=ids.index(linked) if linked in ids else 0, format_func=names.get, key="training")
+if linked != training_id:  # another training than the address names: its epoch and file do not apply
+    st.query_params.pop(links.EPOCH, None)
+    st.query_params.pop(links.FILE, None)
+st.query_params[links.TRAINING] = str(training_id)
 
-epochs = runs = None
+history = None
 with errors_shown():
-    epochs = store.run_store().training_epochs(training_id)
-    runs = [store.loaded_run(e.run_id) for e in epochs]
-if not epochs:
+    history = store.training_history(training_id)
+if history is None:
+    st.stop()
+if not len(history):
     st.info("This training has no recorded epoch yet.")
     st.stop()
-numbers = [e.epoch for e in epochs]
-logs = [e.logs for e in epochs]
-root = runs[-1].info.images
+numbers = history.epochs
+root = history.last.run.info.images
 
-collapsed = views.collapsed_epochs(numbers, runs)
+collapsed = history.collapsed_epochs()
 if collapsed:
     st.warning(
         f"**Predictions collapse onto one class at epoch {', '.join(map(str, collapsed))}.** "
@@ -74,7 +87,7 @@ if collapsed:
     )
 
 st.header("Over the epochs")
-curves = views.epoch_curves(numbers, runs, logs)
+curves = history.curves()
 accuracy_col, loss_col = st.columns(2)
 with accuracy_col:
     st.altair_chart(charts.epoch_lines(curves[curves["kind"] == "accuracy"], "Accuracy", percent=True), width="stretch")
@@ -84,9 +97,9 @@ with loss_col:
         st.info("No loss recorded (checkpoints evaluated after training carry no Keras logs).")
     else:
         st.altair_chart(charts.epoch_lines(loss, "Loss"), width="stretch")
-st.altair_chart(charts.recall_heatmap(views.recall_by_epoch(numbers, runs), runs[-1].class_names), width="stretch")
+st.altair_chart(charts.recall_heatmap(history.recall_by_epoch(), history.last.run.class_names), width="stretch")
 st.dataframe(
-    views.epoch_table(numbers, runs, logs),
+    history.epoch_table(),
     hide_index=True,
     column_config={
         "accuracy": st.column_config.NumberColumn(format="percent"),
@@ -96,8 +109,13 @@ st.dataframe(
 )
 
 st.header("One epoch")
-epoch = st.select_slider("Epoch", options=numbers, value=numbers[-1], key=f"epoch-{training_id}")
-run = runs[numbers.index(epoch)]
+linked_epoch = state.parse_id(st.query_params.get(links.EPOCH))
+epoch = st.select_slider(
+    "Epoch", options=numbers, value=linked_epoch if linked_epoch in numbers else numbers[-1], key=f"epoch-{training_id}"
+)
+st.query_params[links.EPOCH] = str(epoch)
+run = history.at(epoch).run
+links.copy_link(links.page_url("training", **{links.TRAINING: training_id, links.EPOCH: epoch}), key="training-link")
 st.markdown(f"Epoch **{epoch}**: accuracy **{run.accuracy:.1%}** on {run.n_images:,} images" if run.accuracy is not None else f"Epoch **{epoch}**")
 panels.run_warnings(run)
 matrix_col, cell_col = st.columns([3, 2])
@@ -108,8 +126,8 @@ with cell_col:
         st.info("Click a cell of the matrix to see the images in it.")
     else:
         true_name, pred_name = cell
-        files = views.cell_files(run, true_name, pred_name)
-        st.markdown(f"**Epoch {epoch}: true {true_name}, predicted {pred_name}: {len(files):,} images**")
+        files = run.cell_files(true_name, pred_name)
+        st.text(f"Epoch {epoch}: true {true_name}, predicted {pred_name}: {len(files):,} images")
         _clickable_files(files, root, f"epoch_cell-{training_id}-{epoch}-{true_name}-{pred_name}", "Click a row to follow the image across the epochs below.")
 
 st.header("Images across the epochs")
@@ -124,29 +142,30 @@ with listing:
             st.info("Choose two different epochs.")
         else:
             with errors_shown():
-                comparison = store.comparison(epochs[numbers.index(first)].run_id, epochs[numbers.index(second)].run_id)
+                comparison = store.comparison(history.at(first).run_id, history.at(second).run_id)
                 st.caption(
                     f"{len(comparison.flips_in('right-to-wrong')):,} right → wrong and "
                     f"{len(comparison.flips_in('wrong-to-right')):,} wrong → right from epoch {first} to {second}."
                 )
                 _clickable_files(
-                    views.flips_table(comparison),
+                    comparison.flips_table(),
                     root,
                     f"epoch_flips-{training_id}-{first}-{second}",
                     "Click a row to follow the image across the epochs.",
                     labels={"pred_a": f"epoch {first}", "pred_b": f"epoch {second}"},
                 )
     with never_tab:
-        _clickable_files(views.never_right(runs), root, f"never_right-{training_id}", f"Wrong at every one of the {len(runs)} epochs; the prediction shown is the last epoch's.")
+        _clickable_files(history.never_right(), root, f"never_right-{training_id}", f"Wrong at every one of the {len(history)} epochs; the prediction shown is the last epoch's.")
 
 with detail:
-    rel = st.session_state.get("training_file")
-    if rel is None or views.file_position(run, rel) is None:
-        st.info("Click an image in a table to see it large with its probabilities at each epoch.")
+    rel = state.selected_file(run, scope="training")
+    if rel is None:
+        st.info("Click an image in a table (any cell of its row) to see it large with its probabilities at each epoch.")
     else:
-        panels.large_image(run, rel)
-        by_epoch = views.file_by_epoch(numbers, runs, rel)
-        st.altair_chart(charts.file_probability_lines(views.file_probabilities_by_epoch(numbers, runs, rel)), width="stretch")
+        link = links.page_url("training", **{links.TRAINING: training_id, links.EPOCH: epoch, links.FILE: rel})
+        panels.large_image(run, rel, link, key="training-image")
+        by_epoch = history.file_by_epoch(rel)
+        st.altair_chart(charts.file_probability_lines(history.file_probabilities(rel)), width="stretch")
         st.dataframe(
             by_epoch,
             hide_index=True,
@@ -155,4 +174,4 @@ with detail:
                 "p_true": st.column_config.ProgressColumn("P(true class)", format="percent", min_value=0, max_value=1),
             },
         )
-        panels.prediction(run, views.file_position(run, rel), who=f"Epoch {epoch}")
+        panels.prediction(run, run.file_position(rel), who=f"Epoch {epoch}")

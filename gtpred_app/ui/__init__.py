@@ -1,5 +1,7 @@
-"""Streamlit-only helpers shared by the pages: the current run, cached loading, errors, charts.
+"""Helpers shared by the pages: the current run and its links, cached loading, errors, charts,
+and presentation (thumbnails, dates, paging).
 
-The only place besides the page scripts that imports streamlit. Nothing here computes numbers
-about a run: that is ``gtpred_core.views``.
+The only place besides the page scripts that imports streamlit (``images`` and ``tables`` do not,
+so they are tested without a session). Nothing here computes numbers about a run: that is
+``Run``, ``RunComparison`` and ``TrainingHistory`` in the core.
 """

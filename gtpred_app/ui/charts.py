@@ -1,4 +1,4 @@
-"""Altair charts drawn from ``gtpred_core.views`` tables (which hold all the arithmetic)."""
+"""Altair charts drawn from the tables of ``Run``, ``RunComparison`` and ``TrainingHistory`` (which hold all the arithmetic)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _sized(chart: alt.LayerChart, names: list[str]) -> alt.LayerChart:
 
 
 def confusion_delta_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.LayerChart:
-    """The confusion difference B − A (``views.confusion_delta_cells``): diverging colours, blue
+    """The confusion difference B − A (``RunComparison.confusion_delta_cells``): diverging colours, blue
     where B has more images than A, red where fewer, white where equal; text = the signed change."""
     names = list(class_names)
     largest = max(1, int(cells["delta"].abs().max())) if len(cells) else 1
@@ -100,7 +100,7 @@ def epoch_lines(table: pd.DataFrame, title: str, percent: bool = False) -> alt.C
 
 
 def recall_heatmap(table: pd.DataFrame, class_names: Sequence[str]) -> alt.Chart:
-    """Per-class recall by epoch (``views.recall_by_epoch``): one row per class, one column per epoch."""
+    """Per-class recall by epoch (``TrainingHistory.recall_by_epoch``): one row per class, one column per epoch."""
     names = list(class_names)
     return (
         alt.Chart(table)
@@ -116,7 +116,7 @@ def recall_heatmap(table: pd.DataFrame, class_names: Sequence[str]) -> alt.Chart
 
 
 def file_probability_lines(table: pd.DataFrame) -> alt.Chart:
-    """One file's class probabilities by epoch (``views.file_probabilities_by_epoch``); the true
+    """One file's class probabilities by epoch (``TrainingHistory.file_probabilities``); the true
     class drawn thick."""
     return (
         alt.Chart(table)

@@ -1,6 +1,6 @@
-"""Page parts more than one screen draws: the run's one-line description, its warnings,
-downloads, one image shown large with its top-5 probabilities, and the clickable tables of
-files and confusion cells."""
+"""Page parts more than one screen draws: the run's one-line description and where it is stored,
+its warnings, downloads, one image shown large with its top-5 probabilities and its link, and the
+clickable tables of files and confusion cells."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from gtpred_core import Run, predictions_csv, summary_json, views
+from gtpred_core import GtpredError, Run, predictions_csv, summary_json
 
-from . import charts, state
+from . import charts, links, state
+from .images import enlarged_image
 
 #: A short headline per warning code; the core's message follows it.
 WARNING_TITLES = {
@@ -33,6 +34,7 @@ def run_caption(run: Run) -> str:
         f"images **{Path(info.images).name}**",
         f"class order **{info.class_order_source}**",
         f"preprocessing **{info.preprocess}**",
+        f"re-labelled from run #{info.relabelled_from}" if info.relabelled_from is not None else "",
         f"{info.seconds:.1f} s" if info.seconds else "",
     ]
     return " · ".join(p for p in parts if p)
@@ -73,21 +75,25 @@ def downloads(run: Run, key: str) -> None:
     )
 
 
-def image_detail(run: Run, rel: str) -> None:
-    """One file large, its true and predicted class, and its top-5 probabilities."""
-    index = views.file_position(run, rel)
+def image_detail(run: Run, rel: str, link: str | None = None, key: str = "image") -> None:
+    """One file large, its true and predicted class, its top-5 probabilities, and a "Copy link"
+    to it (``link``, when the run has one: a run the store could not save has none)."""
+    index = run.file_position(rel)
     if index is None:
         st.info("That file is not part of this run.")
         return
-    large_image(run, rel)
+    large_image(run, rel, link, key=key)
     prediction(run, index)
 
 
-def large_image(run: Run, rel: str) -> None:
-    """The file ``rel`` of ``run`` (under its images root), enlarged, with its path above."""
-    st.markdown(f"**{rel}**")
+def large_image(run: Run, rel: str, link: str | None = None, key: str = "image") -> None:
+    """The file ``rel`` of ``run`` (under its images root), enlarged, with its name above and,
+    given its ``link``, a "Copy link" control."""
+    st.text(rel)  # a file name is text, never Markdown
+    if link is not None:
+        links.copy_link(link, key=f"{key}-link")
     try:
-        st.image(views.enlarged_image(views.image_path(run, rel), 256), width=256)
+        st.image(enlarged_image(run.image_path(rel), 256), width=256)
     except OSError:
         st.warning("The image file can no longer be read on the server.")
 
@@ -97,7 +103,7 @@ def prediction(run: Run, index: int, who: str = "") -> None:
 
     ``who`` names the run when several are shown side by side ("Run A", "Epoch 3").
     """
-    top = views.top_k_table(run, index, k=5)
+    top = run.top_k_table(index, k=5)
     true_name = run.class_names[int(run.y_true[index])]
     pred_name = run.class_names[int(run.y_pred[index])]
     confidence = float(run.confidence[index])
@@ -113,7 +119,7 @@ def prediction(run: Run, index: int, who: str = "") -> None:
 def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
     """Draw the run's clickable confusion heatmap; return the (true, predicted) cell clicked."""
     event = st.altair_chart(
-        charts.confusion_heatmap(views.confusion_cells(run), run.class_names),
+        charts.confusion_heatmap(run.confusion_cells(), run.class_names),
         on_select="rerun",
         key=key,
         width="content",
@@ -124,16 +130,41 @@ def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
 
 def clicked_file(shown: pd.DataFrame, columns: list[str], key: str, row_height: int, column_config: dict) -> str | None:
     """Draw a page of files (a ``file`` and a ``thumbnail`` column) one row per image; return the
-    file of a row newly clicked, else None (a selection kept from an earlier rerun is not new)."""
+    file of a row newly clicked (its file name, its thumbnail, any cell, or its checkbox), else
+    None (a selection kept from an earlier rerun is not new)."""
     event = st.dataframe(
         shown[columns],
         hide_index=True,
         row_height=row_height,
         height=row_height * len(shown) + 38,
         on_select="rerun",
-        selection_mode="single-row",
+        selection_mode=["single-cell", "single-row"],
         key=key,
         column_config={"thumbnail": st.column_config.ImageColumn("image", width="small"), **column_config},
     )
-    rows = state.new_selection(key, list(event["selection"]["rows"]))
-    return shown["file"][rows[0]] if rows else None
+    row = state.clicked_row(key, event["selection"])
+    return shown["file"][row] if row is not None and row < len(shown) else None
+
+
+def stored_status(run_id: int | None, screen: str) -> None:
+    """Where the shown run is stored, with a "Copy link" to this screen of it; or, for a run the
+    store could not save, why not and what that means."""
+    if run_id is not None:
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.caption(f"Saved in the history as run #{run_id}.")
+        with right:
+            links.copy_link(links.page_url(screen, **{links.RUN: run_id}), key=f"run-link-{screen}")
+        return
+    unsaved = state.unsaved_run()
+    if unsaved is None:
+        return
+    error = unsaved.error
+    if isinstance(error, GtpredError):
+        reason = error.message
+    else:
+        reason = "the run store failed (the reason is in the server's log)."
+    st.warning(
+        f"**Not saved in the history:** {reason} The results stay in this session until it ends "
+        "and have no link; download them below to keep them.",
+        icon=":material/warning:",
+    )

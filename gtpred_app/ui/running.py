@@ -15,7 +15,7 @@ import time
 
 import streamlit as st
 
-from . import links, state, store
+from . import links, state
 from .errors import show_error
 
 POLL_SECONDS = 0.25
@@ -31,7 +31,8 @@ def show_job(origin: str) -> None:
     if job.error is not None:
         show_error(job.error)
     elif collect_finished():
-        st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: st.session_state["run_id"]})
+        run_id = st.session_state.get("run_id")
+        st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: str(run_id)} if run_id is not None else None)
 
 
 def _follow(job) -> None:
@@ -52,13 +53,16 @@ def _follow(job) -> None:
 
 
 def collect_finished() -> bool:
-    """Adopt a finished job's run as the current run (on whichever page the user is)."""
+    """Adopt a finished job's run as the session's run (on whichever page the user is): the run
+    the worker stored, by its id; or, when the store failed, the run itself, in this session only."""
     job = state.current_job()
     if job is None or job.running or job.run is None:
         return False
-    run_id = state.set_current_run(job.run)
-    if job.sink is not None:
-        store.remember_stored(run_id, job.sink.run_id, job.sink.error)
+    saved = job.sink
+    if saved is not None and saved.run_id is not None and saved.error is None:
+        state.open_run(saved.run_id)
+    else:
+        state.keep_unsaved_run(job.run, saved.error if saved is not None else None)
     st.session_state["last_run_seconds"] = round(job.finished - job.started, 2)
     state.clear_job()
     return True

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from gtpred_core import ImageFolder, read_class_order_file, views
+from gtpred_core import ImageFolder, read_class_order_file
+from gtpred_core.model import find_model_files
 from gtpred_core.sources.labels_csv import LabelsCsvReport, find_labels_csvs, locate_images_root, read_labels_csv
 from gtpred_core.uploads import (
     list_subfolders,
@@ -83,7 +84,7 @@ def choose_model() -> Path | None:
         st.info(NO_DATA_ROOT, icon=":material/upload_file:")
         return None
     root = state.data_root()
-    models = views.find_model_files(root)
+    models = find_model_files(root)
     if not models:
         st.info("No .keras, .h5 or SavedModel was found in the server's shared folder.")
         return None

@@ -1,17 +1,19 @@
-"""What a session holds: the current run (surviving page switches), cached models and folders.
+"""What a session holds: the run it shows, the file it has open, its worker, cached models and folders.
 
-Runs are kept in a small in-memory registry shared by the server's sessions, keyed by a random
-id that travels in the URL (``?run=...``): a refreshed page or a shared link to a
-misprediction finds its run again without re-running inference, until the server restarts.
+A run has one identity: its id in the run store. It travels in the URL (``?run=12``), so a
+refreshed page, a shared link or a link opened on a restarted server finds the same run, loaded
+from the store (and cached). Only a run the store could not save lives in the session alone
+(``keep_unsaved_run``): it is shown until the session ends and has no link.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
@@ -20,123 +22,208 @@ from gtpred_core.worker import InferenceWorker, ModelFacts, WorkerPool
 from gtpred_core.settings import get_settings
 
 from . import links, store
+from .errors import show_error
 from .jobs import EvaluationJob, start_job
 
-RUN_PARAM = "run"
-FILE_PARAM = "file"
-MAX_RUNS = 16
+log = logging.getLogger("gtpred.app")
+
+RUN_PARAM = links.RUN
+FILE_PARAM = links.FILE
 
 
-class RunRegistry:
-    """The last ``MAX_RUNS`` runs by id (oldest dropped first); thread-safe."""
+@dataclass(frozen=True)
+class UnsavedRun:
+    """A run the store could not save, and why: it stays in this session only."""
 
-    def __init__(self, capacity: int = MAX_RUNS) -> None:
-        self._runs: OrderedDict[str, Run] = OrderedDict()
-        self._lock = threading.Lock()
-        self.capacity = capacity
-
-    def add(self, run: Run) -> str:
-        run_id = secrets.token_urlsafe(9)
-        with self._lock:
-            self._runs[run_id] = run
-            while len(self._runs) > self.capacity:
-                self._runs.popitem(last=False)
-        return run_id
-
-    def get(self, run_id: str | None) -> Run | None:
-        if not run_id:
-            return None
-        with self._lock:
-            return self._runs.get(run_id)
+    run: Run
+    error: BaseException | None
 
 
-@st.cache_resource
-def run_registry() -> RunRegistry:
-    return RunRegistry()
-
-
-# ----- the current run --------------------------------------------------------------------------
-def set_current_run(run: Run, previous_id: str | None = None) -> str:
-    """Make ``run`` the session's run; ``previous_id`` lets the user go back (after relabelling)."""
-    run_id = run_registry().add(run)
+# ----- the current run ----------------------------------------------------------------------------
+def open_run(run_id: int) -> None:
+    """Make stored run ``run_id`` the session's run and put it in the URL (no file open yet)."""
     st.session_state["run_id"] = run_id
-    st.session_state["previous_run_id"] = previous_id
-    st.session_state.pop("selected_file", None)
-    st.query_params[RUN_PARAM] = run_id
-    return run_id
+    st.session_state.pop("unsaved_run", None)
+    _forget_open_files()
+    st.query_params[RUN_PARAM] = str(run_id)
+    st.query_params.pop(FILE_PARAM, None)
 
 
-def current_run_id() -> str | None:
-    """The session's run id, adopting the URL's when the session has none (a fresh tab/link)."""
+def keep_unsaved_run(run: Run, error: BaseException | None) -> None:
+    """Show ``run``, which the store could not save, in this session (it has no id for a link)."""
+    st.session_state["run_id"] = None
+    st.session_state["unsaved_run"] = UnsavedRun(run, error)
+    _forget_open_files()
+    st.query_params.pop(RUN_PARAM, None)
+    st.query_params.pop(FILE_PARAM, None)
+
+
+def _forget_open_files() -> None:
+    """Another run is shown: the files opened on its pages belonged to the previous one."""
+    for key in [k for k in st.session_state if str(k).startswith("selected_file")]:
+        del st.session_state[key]
+
+
+def parse_id(value: str | None) -> int | None:
+    """A stored id from the URL (``"12"``), None when absent or not a whole number ≥ 1."""
+    if value is None or not value.strip().isdigit():
+        return None
+    number = int(value)
+    return number if number >= 1 else None
+
+
+def current_run_id() -> int | None:
+    """The stored id of the run the session shows: the URL's ``?run=`` when given (a link, a
+    refresh), else the session's own, which is then written back into the URL (page switches
+    drop the query) so the address bar always links to what is shown."""
+    if RUN_PARAM in st.query_params:
+        run_id = parse_id(st.query_params.get(RUN_PARAM))
+        if run_id is not None and run_id != st.session_state.get("run_id"):
+            st.session_state["run_id"] = run_id  # a link to another run: the session follows it
+            st.session_state.pop("unsaved_run", None)
+            _forget_open_files()
+        return run_id
     run_id = st.session_state.get("run_id")
-    url_id = st.query_params.get(RUN_PARAM)
-    if run_id is None and url_id and run_registry().get(url_id) is not None:
-        run_id = st.session_state["run_id"] = url_id
-    if run_id is not None and url_id != run_id:
-        st.query_params[RUN_PARAM] = run_id  # keep the URL shareable after a page switch
+    if run_id is not None:
+        st.query_params[RUN_PARAM] = str(run_id)
     return run_id
+
+
+def unsaved_run() -> UnsavedRun | None:
+    """The session's run the store could not save, when that is what the session shows."""
+    if RUN_PARAM in st.query_params:
+        return None
+    return st.session_state.get("unsaved_run")
 
 
 def current_run() -> Run | None:
-    return run_registry().get(current_run_id())
-
-
-def previous_run_id() -> str | None:
-    return st.session_state.get("previous_run_id")
-
-
-def restore_run(run_id: str) -> None:
-    """Go back to an earlier run of this session (e.g. undo a relabelling)."""
-    st.session_state["run_id"] = run_id
-    st.session_state["previous_run_id"] = None
-    st.query_params[RUN_PARAM] = run_id
+    """The run the session shows, or None (no run yet, or a link to a run that is not there)."""
+    run_id = current_run_id()
+    if run_id is None:
+        unsaved = unsaved_run()
+        return unsaved.run if unsaved is not None else None
+    try:
+        return store.loaded_run(run_id)
+    except GtpredError:  # deleted, missing, or no store: ``require_run`` says which
+        return None
 
 
 def require_run() -> Run:
-    """The current run, or a short note with the way to get one (and the page stops)."""
-    run = current_run()
-    if run is not None:
-        return run
-    url_id = st.query_params.get(RUN_PARAM)
-    if url_id:
-        st.warning(
-            "This link points to a run the server no longer holds (runs are kept in memory "
-            "until the server restarts). Evaluate the model again to see its results."
-        )
+    """The run the page shows, or a note saying why there is none and what to do (the page stops)."""
+    raw = st.query_params.get(RUN_PARAM)
+    run_id = current_run_id()
+    if run_id is not None:
+        try:
+            store.run_store()
+        except GtpredError as err:  # the store itself cannot be opened: its own message and fix
+            show_error(err)
+            st.stop()
+        try:
+            return store.loaded_run(run_id)
+        except GtpredError as err:
+            explain_missing_run(run_id, err)
+            st.stop()
+    if raw is not None:
+        st.warning(f"This link names no stored run (run={raw!r} is not a run number).", icon=":material/link_off:")
     else:
+        unsaved = unsaved_run()
+        if unsaved is not None:
+            return unsaved.run
         st.info("No results yet: evaluate a model first, or run the one-click demo.")
     st.page_link(links.screen("evaluate"), label="Go to Evaluate", icon=":material/play_arrow:")
     st.stop()
 
 
-# ----- the selected misprediction (carried in the URL) ------------------------------------------
-def selected_file(run: Run) -> str | None:
-    """The file chosen on the Mispredictions page: from the URL, else from this session."""
-    rel = st.query_params.get(FILE_PARAM) or st.session_state.get("selected_file")
-    if rel is None or rel not in run.paths:
+def explain_missing_run(run_id: int, err: BaseException) -> None:
+    """Why stored run ``run_id`` cannot be shown: deleted (restorable or not), or never here."""
+    deleted_at = getattr(err, "deleted_at", None)
+    if deleted_at is not None or hasattr(err, "restorable"):
+        when = f" on {str(deleted_at).replace('T', ' ')[:16]} UTC" if deleted_at else ""
+        if getattr(err, "restorable", False):
+            how = (
+                "It can still be restored: ask the people who run this server to restore it "
+                "(deleted runs are kept for a while), and this link will work again."
+            )
+        else:
+            how = "It cannot be restored: evaluate the model again to make a new run."
+        st.warning(f"Run #{run_id} was deleted from the history{when}. {how}", icon=":material/delete:")
+    else:
+        st.warning(
+            f"There is no run #{run_id} in this server's history: it was deleted for good, or the "
+            "link was made on another server. Evaluate the model again to make a new run.",
+            icon=":material/link_off:",
+        )
+    st.page_link(links.screen("history"), label="See the stored runs in History", icon=":material/history:")
+
+
+def relabel_current(run: Run, order: Sequence[str]) -> None:
+    """Re-read ``run``'s predictions under ``order`` (no inference) and store the result as a
+    new run marked "re-labelled from run N", which becomes the session's run. When the store
+    fails, the re-labelled run stays in this session (``keep_unsaved_run``)."""
+    original_id = current_run_id()  # None for a run the store could not save
+    relabelled = run.relabel(order)
+    relabelled = replace(
+        relabelled,
+        info=replace(
+            relabelled.info,
+            relabelled_from=original_id,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ),
+    )
+    name = f"re-labelled from run #{original_id}" if original_id is not None else "re-labelled"
+    try:
+        new_id = store.run_store().save(relabelled, name=f"{name}, {relabelled.info.class_order_source} order")
+    except Exception as err:  # noqa: BLE001 - a store failure never costs the re-labelled run
+        log.warning("Could not store a re-labelled run", exc_info=err)
+        keep_unsaved_run(relabelled, err)
+        return
+    open_run(new_id)
+
+
+# ----- the file open on a page (carried in the URL: ``&file=Class_3/img_0042.png``) ---------------
+def selected_file(run: Run, scope: str = "") -> str | None:
+    """The file open on this page, when ``run`` has it: the URL's ``?file=``, else the one this
+    session opened last in ``scope`` (a page's own name, so pages do not share a choice)."""
+    rel = st.query_params.get(FILE_PARAM) or st.session_state.get(f"selected_file{scope}")
+    if not rel or run.file_position(rel) is None:
         return None
     if st.query_params.get(FILE_PARAM) != rel:
         st.query_params[FILE_PARAM] = rel
-    st.session_state["selected_file"] = rel
+    st.session_state[f"selected_file{scope}"] = rel
     return rel
 
 
-def select_file(rel: str) -> None:
-    st.session_state["selected_file"] = rel
+def select_file(rel: str, scope: str = "") -> None:
+    """Open file ``rel`` (it goes in the URL: the address bar links to this image)."""
+    st.session_state[f"selected_file{scope}"] = rel
     st.query_params[FILE_PARAM] = rel
 
 
-def new_selection(key: str, rows: list[int]) -> list[int]:
-    """``rows`` if they differ from what this table reported last time, else [].
+def selected_row(selection: Mapping[str, Any]) -> int | None:
+    """The row a table's selection points at: a clicked cell's row, else a ticked row."""
+    cells = list(selection.get("cells") or [])
+    rows = list(selection.get("rows") or [])
+    if cells:
+        return int(cells[0][0])
+    return int(rows[0]) if rows else None
+
+
+def clicked_row(key: str, selection: Mapping[str, Any]) -> int | None:
+    """The row of a *new* click in table ``key`` (any cell of the row, or its checkbox), else None.
 
     A table keeps its selection across reruns; only a new click should move the detail view
-    (a gallery click or a link may have chosen another file since).
+    (a gallery click or a link may have opened another file since).
     """
+    now = (tuple(tuple(c) for c in selection.get("cells") or []), tuple(selection.get("rows") or []))
     seen = st.session_state.setdefault("_seen_selections", {})
-    if seen.get(key) == rows:
-        return []
-    seen[key] = rows
-    return rows
+    before = seen.get(key, ((), ()))
+    if now == before:
+        return None
+    seen[key] = now
+    cells, rows = now
+    if rows and rows != before[1]:
+        return int(rows[0])  # the checkbox was ticked just now
+    return int(cells[0][0]) if cells else (int(rows[0]) if rows else None)
 
 
 # ----- the session's inference worker and what it reads from models ------------------------------

@@ -170,7 +170,7 @@ def save_uploaded_folder(
 
 def _model_in(folder: Path) -> Path:
     """The SavedModel folder (or .keras/.h5 file) inside an extracted zip."""
-    from ..views import find_model_files  # pandas: only when a model zip is uploaded
+    from ..model import find_model_files
 
     found = find_model_files(folder, limit=2)
     if not found:

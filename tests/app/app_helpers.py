@@ -1,8 +1,8 @@
 """AppTest helpers: the real app, the real demo model and images, Streamlit's own test runner.
 
-A run lives in the server's run registry (``st.cache_resource``, one per test process), so a
-fresh AppTest opened with ``?run=<id>`` sees a run another AppTest made: that is exactly how a
-shared link or a refreshed tab finds its run.
+A run the app shows is a stored run (the run store at ``$GTPRED_DB``), named in the URL by its
+id: a fresh AppTest opened with ``?run=<id>`` sees a run another AppTest (or another process)
+stored. That is how a shared link, a refreshed tab or a restarted server finds its run.
 """
 
 from __future__ import annotations
@@ -29,3 +29,21 @@ def no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+
+
+def stored_run(run_id: str | int):
+    """The stored run ``run_id`` (from the store the app uses), as the pages show it."""
+    from gtpred_core.store import RunStore, default_db_path
+
+    return RunStore(default_db_path()).load(int(run_id))
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page wrote as Markdown, captions and plain text, in one string."""
+    return " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.text])
+
+
+def click_cell(at: AppTest, key: str, row: int, column: str = "file") -> AppTest:
+    """Click the cell (``row``, ``column``) of table ``key``, as a person clicks a file name."""
+    at.session_state[key] = {"selection": {"rows": [], "columns": [], "cells": [[row, column]]}}
+    return at.run()

@@ -19,4 +19,5 @@ def demo_app() -> AppTest:
 
 @pytest.fixture(scope="module")
 def demo_run_id(demo_app) -> str:
-    return demo_app.session_state["run_id"]
+    """The demo run's stored id, as it appears in the URL (``?run=ID``)."""
+    return str(demo_app.session_state["run_id"])

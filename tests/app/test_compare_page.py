@@ -9,7 +9,7 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 
 from gtpred_core import assemble_run, compare_runs
 
-from app_helpers import no_exceptions, open_app
+from app_helpers import click_cell, no_exceptions, open_app, texts
 from stored_runs import demo_runs, fresh_store
 
 COMPARE = "gtpred_app/screens/compare.py"
@@ -35,7 +35,7 @@ def test_compare_shows_both_accuracies_the_delta_and_the_per_class_changes(store
     at = open_app(COMPARE)
     no_exceptions(at)
     assert at.selectbox(key="compare_a").value == 1 and at.selectbox(key="compare_b").value == 2
-    assert "same 797 images" in at.caption[0].value and not at.warning
+    assert "same 797 images" in texts(at) and not at.warning
     accuracy_a, accuracy_b, flipped = at.metric
     assert accuracy_a.value == f"{keras_run.accuracy:.1%}" and accuracy_b.value == f"{natural_run.accuracy:.1%}"
     assert accuracy_b.delta == f"{natural_run.accuracy - keras_run.accuracy:+.1%}"
@@ -56,13 +56,14 @@ def test_a_flipped_row_shows_the_image_with_both_runs_predictions(store):
     at.button_group(key="flip_direction").set_value("wrong-to-right").run()
     table = at.dataframe[1].value
     assert set(table.columns) >= {"file", "true", "pred_a", "pred_b"}
-    at.session_state["flips-1-2-wrong-to-right-1"] = {"selection": {"rows": [2], "columns": []}}
-    at.run()
+    click_cell(at, "flips-1-2-wrong-to-right-1", 2, "pred_b")  # any cell of the row opens it
     no_exceptions(at)
     rel = table["file"][2]
     i_a, i_b = keras_run.paths.index(rel), natural_run.paths.index(rel)
-    text = " ".join(m.value for m in at.markdown)
-    assert f"**{rel}**" in text and len(at.get("image")) == 1
+    text = texts(at)
+    assert rel in [t.value for t in at.text] and len(at.get("image")) == 1
+    assert at.query_params["a"] == "1" and at.query_params["b"] == "2" and at.query_params["file"] == rel
+    assert any(c.value.endswith(f"/compare?a=1&b=2&file={rel}") for c in at.code)
     truth = natural_run.class_names[natural_run.y_true[i_b]]
     pred_a = keras_run.class_names[keras_run.y_pred[i_a]]
     pred_b = natural_run.class_names[natural_run.y_pred[i_b]]
@@ -101,3 +102,21 @@ def test_one_stored_run_is_not_enough(tmp_path, monkeypatch):
     at = open_app(COMPARE)
     no_exceptions(at)
     assert "needs two stored runs" in at.info[0].value
+
+
+def test_a_compare_link_opens_both_runs_and_the_image_on_a_fresh_session(store):
+    keras_run, natural_run = demo_runs()
+    rel = compare_runs(natural_run, keras_run).flips_table("right-to-wrong")["file"].iloc[-1]
+    at = open_app(COMPARE, a="2", b="1", file=rel)  # the other way round from the default
+    no_exceptions(at)
+    assert at.selectbox(key="compare_a").value == 2 and at.selectbox(key="compare_b").value == 1
+    assert rel in [t.value for t in at.text] and len(at.get("image")) == 1
+    assert "**Run A:**" in texts(at) and "right)" in texts(at) and "wrong)" in texts(at)
+
+
+def test_a_compare_link_to_a_deleted_run_says_so(store):
+    store.delete(2)
+    at = open_app(COMPARE, a="1", b="2")
+    no_exceptions(at)
+    assert any("#2" in w.value and "deleted" in w.value for w in at.warning)
+    assert not at.metric

@@ -1,5 +1,6 @@
 """History page and auto-save: runs made in the app are stored as they go; stored runs are
-listed, opened without inference, renamed, deleted (after a confirmation) and downloaded."""
+listed, opened without inference (by their stored id), renamed, deleted (after a confirmation)
+and downloaded; a re-labelled run is stored too, marked with the run it re-reads."""
 
 from __future__ import annotations
 
@@ -7,17 +8,15 @@ import functools
 import sqlite3
 import threading
 
-import numpy as np
 import pytest
 
 from gtpred_core import evaluate_folder, index_image_folder, load_model
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 
-from gtpred_app.ui import state
 from gtpred_app.ui.jobs import start_job
 from gtpred_core.store import GuardedWriter
 
-from app_helpers import no_exceptions, open_app
+from app_helpers import click_cell, no_exceptions, open_app, texts
 from stored_runs import demo_runs, fresh_store
 
 HISTORY = "gtpred_app/screens/history.py"
@@ -33,13 +32,13 @@ def store(tmp_path, monkeypatch):
     return store
 
 
-def select_row(at, row: int):
-    at.session_state[f"history-{at.session_state['history_version']}"] = {"selection": {"rows": [row], "columns": []}}
-    return at.run()
+def select_row(at, row: int, column: str = "name"):
+    """Click a cell of the run's row in the history table (any cell selects the run)."""
+    return click_cell(at, f"history-{at.session_state['history_version']}", row, column)
 
 
 def text(at) -> str:
-    return " ".join(m.value for m in at.markdown) + " ".join(m.value for m in at.caption)
+    return texts(at)
 
 
 def test_the_history_lists_every_stored_run_newest_first_with_its_numbers(store):
@@ -65,16 +64,38 @@ def test_opening_a_stored_run_shows_it_on_every_results_page_without_inference(s
     assert at.metric[0].value == f"{keras_run.accuracy:.1%}"
     assert "class order looks wrong" in at.warning[0].value  # the stored run's own checks
     assert "Saved in the history as run #1." in text(at)
-    opened = state.run_registry().get(at.session_state["run_id"])
-    assert opened.paths == keras_run.paths
-    assert np.array_equal(opened.probabilities, keras_run.probabilities)
+    assert at.session_state["run_id"] == 1 and at.query_params["run"] == "1"  # its one id: the stored one
+    assert any(c.value.endswith("/results?run=1") for c in at.code)  # its "Copy link"
     # The stored run works on the other result pages exactly as a fresh one.
     for page in ("gtpred_app/screens/mispredictions.py", "gtpred_app/screens/class_mapping.py"):
-        other = open_app(page, run=at.session_state["run_id"])
+        other = open_app(page, run="1")
         no_exceptions(other)
-    at.button(key="relabel").click().run()  # a relabelling is not a new stored run
+
+
+def test_a_relabelling_is_stored_marked_with_its_source_and_comparable(store):
+    keras_run, _ = demo_runs()
+    at = open_app("gtpred_app/screens/results.py", run="1")
+    at.button(key="relabel").click().run()
     no_exceptions(at)
-    assert len(store.list()) == 2
+    (newest, *_rest) = store.list()
+    assert [r.id for r in store.list()] == [3, 2, 1] and at.query_params["run"] == "3"
+    assert newest.name == "re-labelled from run #1, suggested order" and newest.class_order_source == "suggested"
+    relabelled = store.load(3)
+    assert relabelled.info.relabelled_from == 1
+    assert relabelled.class_names == keras_run.suggested_class_order
+    assert relabelled.probabilities.tobytes() == keras_run.probabilities.tobytes()
+    assert newest.accuracy == pytest.approx(relabelled.accuracy) and relabelled.accuracy > 0.9
+
+    history = select_row(open_app(HISTORY), 0)
+    no_exceptions(history)
+    assert history.dataframe[0].value["name"][0] == "re-labelled from run #1, suggested order"
+    marker = [t.value for t in history.text if t.value.startswith("Re-labelled from run #1")]
+    assert marker and "class order " + ", ".join(keras_run.suggested_class_order[:3]) in marker[0]
+
+    compare = open_app("gtpred_app/screens/compare.py", a="1", b="3")
+    no_exceptions(compare)
+    accuracy_a, accuracy_b, _flips = compare.metric
+    assert accuracy_a.value == f"{keras_run.accuracy:.1%}" and accuracy_b.value == f"{relabelled.accuracy:.1%}"
 
 
 def test_rename_and_delete_after_a_confirmation(store):
@@ -100,8 +121,11 @@ def test_rename_and_delete_after_a_confirmation(store):
     assert not at.subheader  # the selection does not jump to another run
 
 
-def test_the_selected_run_can_be_downloaded(store):
-    at = select_row(open_app(HISTORY), 0)
+def test_the_selected_run_can_be_downloaded_and_its_checkbox_selects_it_too(store):
+    at = open_app(HISTORY)
+    at.session_state[f"history-{at.session_state['history_version']}"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert "#2 · demo, natural order" in at.subheader[0].value
     assert {b.label for b in at.get("download_button")} == {"Predictions CSV", "Summary JSON"}
 
 
@@ -112,11 +136,10 @@ def test_a_run_made_in_the_app_is_saved_as_it_runs(tmp_path, monkeypatch):
     no_exceptions(at)
     assert at.title[0].value == "Results"
     (row,) = store.list()
-    run = state.run_registry().get(at.session_state["run_id"])
-    assert row.status == "complete" and row.n_images == run.n_images == 797
-    assert row.accuracy == pytest.approx(run.accuracy)
+    assert at.session_state["run_id"] == row.id and at.query_params["run"] == str(row.id)
+    assert row.status == "complete" and row.n_images == 797
+    assert at.metric[0].value == f"{row.accuracy:.1%}"
     assert row.name == "digits_cnn.keras on demo-digits, keras order"
-    assert np.array_equal(store.load(row.id).probabilities, run.probabilities)
     assert f"Saved in the history as run #{row.id}." in text(at)
 
 

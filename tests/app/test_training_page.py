@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 
-from gtpred_core import evaluate_folder, index_image_folder, views
+from gtpred_core import EpochRun, TrainingHistory, evaluate_folder, index_image_folder
 from gtpred_core.demo import DEMO_MODEL, class_name_for_digit, demo_folder
 from gtpred_core.store import RunStore
 
-from app_helpers import no_exceptions, open_app
+from app_helpers import click_cell, no_exceptions, open_app, texts
 from stored_runs import demo_runs
 
 TRAINING = "gtpred_app/screens/training.py"
@@ -27,7 +27,7 @@ def confusion_shown(at):
 
 
 def series_rows(frames, series):
-    """The rows of one line series (``views.epoch_curves``), by epoch."""
+    """The rows of one line series (``TrainingHistory.curves``), by epoch."""
     (rows,) = [f[f["series"] == series] for f in frames if series in set(f["series"])]
     return rows.sort_values("epoch")
 
@@ -114,39 +114,40 @@ def test_the_epoch_slider_shows_that_epochs_confusion_matrix_and_a_cell_lists_it
     fit_id = trainings[1]
     runs = {epoch: run for epoch, _, run in recorder.epochs}
     assert at.select_slider(key=f"epoch-{fit_id}").value == 3
-    assert list(confusion_shown(at)["count"]) == list(views.confusion_cells(runs[3])["count"])
+    assert list(confusion_shown(at)["count"]) == list(runs[3].confusion_cells()["count"])
     at.select_slider(key=f"epoch-{fit_id}").set_value(1).run()
     no_exceptions(at)
     shown = confusion_shown(at)
-    assert list(shown["count"]) == list(views.confusion_cells(runs[1])["count"])
-    assert list(shown["count"]) != list(views.confusion_cells(runs[3])["count"])  # the epochs differ
+    assert list(shown["count"]) == list(runs[1].confusion_cells()["count"])
+    assert list(shown["count"]) != list(runs[3].confusion_cells()["count"])  # the epochs differ
+    assert at.query_params["epoch"] == "1" and at.query_params["training"] == str(fit_id)
 
-    cells = views.confusion_cells(runs[1])
+    cells = runs[1].confusion_cells()
     true_name, pred_name = cells[(cells.true != cells.predicted) & (cells["count"] > 0)].iloc[0][["true", "predicted"]]
     at.session_state[f"epoch_confusion-{fit_id}"] = {"selection": {"cell": [{"true": true_name, "predicted": pred_name}]}}
     at.run()
     no_exceptions(at)
     listed, _never_right = tables_with(at, "thumbnail", "file", "true", "predicted", "confidence")
-    assert list(listed["file"]) == list(views.cell_files(runs[1], true_name, pred_name)["file"])
-    at.session_state[f"epoch_cell-{fit_id}-1-{true_name}-{pred_name}-1"] = {"selection": {"rows": [0], "columns": []}}
-    at.run()
-    assert f"**{listed['file'][0]}**" in " ".join(m.value for m in at.markdown)
+    assert list(listed["file"]) == list(runs[1].cell_files(true_name, pred_name)["file"])
+    click_cell(at, f"epoch_cell-{fit_id}-1-{true_name}-{pred_name}-1", 0, "thumbnail")
+    assert listed["file"][0] in [t.value for t in at.text]
 
 
 def test_a_flipped_image_opens_large_with_its_probabilities_at_each_epoch(fit, trainings):
     at, recorder = fit
     _, fit_id, _, _ = trainings
     epochs = [e for e, _, _ in recorder.epochs]
-    runs = [run for _, _, run in recorder.epochs]
     flips = table_with(at, "file", "pred_a", "pred_b", "direction")
     assert len(flips) > 0
-    at.session_state[f"epoch_flips-{fit_id}-1-3-1"] = {"selection": {"rows": [0], "columns": []}}
-    at.run()
+    click_cell(at, f"epoch_flips-{fit_id}-1-3-1", 0, "file")
     no_exceptions(at)
     rel = flips["file"][0]
-    assert f"**{rel}**" in " ".join(m.value for m in at.markdown) and len(at.get("image")) == 1
+    assert rel in [t.value for t in at.text] and len(at.get("image")) == 1
+    assert at.query_params["file"] == rel
+    assert any(c.value.endswith(f"/training?training={fit_id}&epoch=3&file={rel}") for c in at.code)
+    history = TrainingHistory(tuple(EpochRun(e, logs, run) for e, logs, run in recorder.epochs))
     per_epoch = table_with(at, "epoch", "predicted", "p_true")
-    expected = views.file_by_epoch(epochs, runs, rel)
+    expected = history.file_by_epoch(rel)
     assert list(per_epoch["predicted"]) == list(expected["predicted"])
     assert list(per_epoch["right"]) == list(expected["right"])
     assert per_epoch["right"].iloc[0] != per_epoch["right"].iloc[-1]  # it flipped from epoch 1 to 3
@@ -154,12 +155,24 @@ def test_a_flipped_image_opens_large_with_its_probabilities_at_each_epoch(fit, t
     assert set(lines["epoch"]) == set(epochs)
 
     never = table_with(at, "file", "true", "predicted", "confidence")
-    assert set(never["file"]) <= set(views.never_right(runs)["file"])
-    at.session_state[f"never_right-{fit_id}-1"] = {"selection": {"rows": [0], "columns": []}}
-    at.run()
+    assert set(never["file"]) <= set(history.never_right()["file"])
+    click_cell(at, f"never_right-{fit_id}-1", 0, "true")
     rel = never["file"][0]
-    assert f"**{rel}**" in " ".join(m.value for m in at.markdown)
+    assert rel in [t.value for t in at.text]
     assert not table_with(at, "epoch", "predicted", "p_true")["right"].any()
+
+
+def test_a_training_link_opens_that_training_epoch_and_image_on_a_fresh_session(trainings, monkeypatch):
+    path, fit_id, recorder, _collapsed_id = trainings  # the collapsed training is the newest
+    monkeypatch.setenv("GTPRED_DB", str(path))
+    run = {epoch: run for epoch, _, run in recorder.epochs}[2]
+    rel = run.paths[7]
+    at = open_app(TRAINING, training=str(fit_id), epoch="2", file=rel)
+    no_exceptions(at)
+    assert at.selectbox(key="training").value == fit_id
+    assert at.select_slider(key=f"epoch-{fit_id}").value == 2
+    assert rel in [t.value for t in at.text] and len(at.get("image")) == 1
+    assert "**Epoch 2:** True class" in texts(at)
 
 
 def test_an_epoch_whose_predictions_collapse_is_flagged(trainings, monkeypatch):

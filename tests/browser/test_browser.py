@@ -1,8 +1,9 @@
 """The app in a real browser: Debian's chromium driven by Playwright against `streamlit run`.
 
-Run the demo, click a confusion-matrix cell, open Mispredictions, click a row, and check that
-the large image and its top-5 probabilities appear. Screenshots go to tests/artifacts/ (look at
-them: a test that passes on a blank page is no test). Under CI=true a missing browser fails.
+Run the demo, click a confusion-matrix cell, open Mispredictions, click a row's file name, and
+check that the large image and its top-5 probabilities appear; restart the server and open a
+misprediction's link as the first request. Screenshots go to tests/artifacts/ (look at them: a
+test that passes on a blank page is no test). Under CI=true a missing browser fails.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 ROW_HEIGHT = 56  # gtpred_app/screens/mispredictions.py
+CELL_ROW_HEIGHT = 52  # a confusion cell's images, gtpred_app/screens/results.py
 HEADER_HEIGHT = 35
+#: Where a person clicks a misprediction's file name: past the row marker (about 30 px) and the
+#: "small" thumbnail column (75 px), inside the file column.
+FILE_CELL_X = 30 + 75 + 60
 VERDICT = re.compile(r"True class (Class_\d+) · predicted (Class_\d+)")
 
 
@@ -63,11 +68,10 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def server(data_root):
-    _require(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "chromium is not installed")
-    port = _free_port()
-    log = (ARTIFACTS / "streamlit-server.log").open("w") if ARTIFACTS.mkdir(exist_ok=True) is None else None
+def _start_server(port: int, log_name: str, **env: str) -> subprocess.Popen:
+    """``streamlit run app.py`` on ``port``, answering /_stcore/health (its output in ``log_name``)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / log_name).open("w")
     process = subprocess.Popen(
         [
             sys.executable, "-m", "streamlit", "run", "app.py",
@@ -77,29 +81,41 @@ def server(data_root):
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "GTPRED_DATA_ROOT": str(data_root)},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                    if answer.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            assert process.poll() is None, "streamlit exited; see tests/artifacts/streamlit-server.log"
-            assert time.monotonic() < deadline, "streamlit did not answer /_stcore/health within 60 s"
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
+    log.close()  # the child keeps its own handle
+    deadline = time.monotonic() + 60
+    while True:
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    return process
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            pytest.fail(f"streamlit did not answer /_stcore/health within 60 s; see tests/artifacts/{log_name}")
+        time.sleep(0.3)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(data_root):
+    _require(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "chromium is not installed")
+    port = _free_port()
+    process = _start_server(port, "streamlit-server.log", GTPRED_DATA_ROOT=str(data_root))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
 
 
 @pytest.fixture()
@@ -146,6 +162,18 @@ def test_demo_then_a_cell_then_a_misprediction_in_a_real_browser(server, page):
     _idle(page)
     page.screenshot(path=ARTIFACTS / "browser-results-cell.png")
 
+    # A click on an image's file name in the cell's list opens it, above the list.
+    cell_files = page.locator('[data-testid="stDataFrame"]').first
+    page.wait_for_timeout(500)  # the canvas draws after the element appears
+    box = cell_files.bounding_box()
+    page.mouse.click(box["x"] + FILE_CELL_X, box["y"] + HEADER_HEIGHT + CELL_ROW_HEIGHT / 2)
+    page.wait_for_url("**file=Class_10*")
+    opened = parse_qs(urlparse(page.url).query)["file"][0]
+    page.get_by_text(opened, exact=True).first.wait_for()
+    page.get_by_text(VERDICT).wait_for()
+    _idle(page)
+    page.screenshot(path=ARTIFACTS / "browser-results-cell-image.png")
+
     page.get_by_role("link", name="Mispredictions").click()
     page.get_by_role("heading", name="Mispredictions").wait_for()
     _idle(page)
@@ -155,7 +183,8 @@ def test_demo_then_a_cell_then_a_misprediction_in_a_real_browser(server, page):
     box = table.bounding_box()
     row = 1
     clicked = time.perf_counter()
-    page.mouse.click(box["x"] + 18, box["y"] + HEADER_HEIGHT + ROW_HEIGHT * row + ROW_HEIGHT / 2)
+    # The file name's cell, where a person clicks (not the row's small checkbox).
+    page.mouse.click(box["x"] + FILE_CELL_X, box["y"] + HEADER_HEIGHT + ROW_HEIGHT * row + ROW_HEIGHT / 2)
     page.wait_for_url("**file=**")
     _idle(page)
     print(f"misprediction row click -> detail drawn: {time.perf_counter() - clicked:.2f} s (browser, 728 mistakes)")
@@ -252,3 +281,73 @@ def test_two_browser_sessions_evaluating_at_once_each_get_their_own_results(serv
         assert (accuracy_a, accuracy_b) == ("92.3%", "8.7%")
         assert "class order natural" in a.get_by_text("class order").first.inner_text()
         browser.close()
+
+
+def test_a_misprediction_link_opened_first_on_a_restarted_server_shows_the_run_and_image(tmp_path):
+    """Store a run on one server, stop it, start a new streamlit process on the same run store
+    and port, and open the misprediction's address as that server's very first request."""
+    _require(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "chromium is not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require(False, "the playwright Python client is not installed")
+
+    port = _free_port()
+    db = str(tmp_path / "runs.sqlite3")
+    first = _start_server(port, "streamlit-before-restart.log", GTPRED_DB=db)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            before = browser.new_page(viewport={"width": 1500, "height": 1900})
+            before.set_default_timeout(120_000)
+            try:
+                before.goto(f"http://127.0.0.1:{port}")
+                before.get_by_role("button", name="Run the demo").click()
+                before.get_by_role("heading", name="Confusion matrix").wait_for()
+                run_id = parse_qs(urlparse(before.url).query)["run"][0]
+                before.get_by_role("link", name="Mispredictions").click()
+                before.get_by_role("heading", name="Mispredictions").wait_for()
+                _idle(before)
+                table = before.locator('[data-testid="stDataFrame"]').first
+                table.wait_for()
+                before.wait_for_timeout(500)  # the canvas draws after the element appears
+                box = table.bounding_box()
+                before.mouse.click(box["x"] + FILE_CELL_X, box["y"] + HEADER_HEIGHT + ROW_HEIGHT * 2 + ROW_HEIGHT / 2)
+                before.wait_for_url("**file=**")
+                link = before.url
+                selected = parse_qs(urlparse(link).query)["file"][0]
+            finally:
+                before.close()
+        finally:
+            _stop(first)  # the server goes away: nothing of the run is left in any memory
+
+        assert urlparse(link).path == "/mispredictions" and parse_qs(urlparse(link).query)["run"] == [run_id]
+        second = _start_server(port, "streamlit-after-restart.log", GTPRED_DB=db)
+        try:
+            after = browser.new_page(viewport={"width": 1500, "height": 1900})
+            after.set_default_timeout(60_000)
+            after.goto(link)  # the restarted server's first page request
+            after.get_by_role("heading", name="Mispredictions").wait_for()
+            detail = after.locator('[data-testid="stColumn"]').filter(has_text="Top-5 probabilities")
+            detail.get_by_text(selected, exact=True).wait_for()
+            detail.get_by_text(VERDICT).wait_for()
+            image = detail.locator('[data-testid="stImage"] img').first
+            image.wait_for()
+            assert image.evaluate("img => img.complete && img.naturalWidth") >= 256
+            after.get_by_text(f"Saved in the history as run #{run_id}.").wait_for()
+            # The real navigation and wide layout, not Streamlit's automatic page listing.
+            sidebar = after.locator('[data-testid="stSidebarNav"]')
+            assert sidebar.get_by_text("Class mapping").is_visible() and not sidebar.get_by_text("app", exact=True).count()
+            _idle(after)
+            after.screenshot(path=ARTIFACTS / "browser-link-after-restart.png")
+            # The image's "Copy link" gives the same address, in full.
+            detail.get_by_role("button", name="Copy link").click()
+            copied = after.locator('[data-testid="stPopoverBody"] [data-testid="stCode"]').first
+            copied.wait_for()
+            shared = urlparse(copied.inner_text().strip())
+            assert (shared.scheme, shared.netloc, shared.path) == ("http", f"127.0.0.1:{port}", "/mispredictions")
+            assert parse_qs(shared.query) == {"run": [run_id], "file": [selected]}
+            after.screenshot(path=ARTIFACTS / "browser-copy-link.png")
+        finally:
+            browser.close()
+            _stop(second)
