@@ -8,6 +8,8 @@ call, so the cache holds one store per file.
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from gtpred_core import Run
@@ -15,6 +17,8 @@ from gtpred_core.compare import RunComparison, compare_runs
 from gtpred_core.errors import StoreError
 from gtpred_core.store import RunStore, StoredRun, default_db_path
 from gtpred_core.training_history import EpochRun, TrainingHistory
+
+log = logging.getLogger("gtpred.app")
 
 
 @st.cache_resource(show_spinner=False)
