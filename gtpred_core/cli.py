@@ -1,6 +1,6 @@
 """``python -m gtpred_core``: the command line face of the core. Its names are a contract.
 
-    evaluate --model M --images D --out O [--class-order keras|natural|FILE]
+    evaluate --model M --images D --out O [--class-order keras|natural|FILE] [--head auto|logit]
              [--preprocess none|rescale|tf|torch|caffe] [--batch-size N] [--image-size HxW]
              [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help=".keras, .h5, or a TF SavedModel folder")
     evaluate.add_argument("--images", required=True, help="folder with one sub-folder per class")
     evaluate.add_argument("--out", required=True, help="folder for predictions.csv and summary.json")
+    evaluate.add_argument(
+        "--head", default="auto", choices=["auto", "logit"],
+        help="auto (read from the model, default) or logit: the outputs are raw scores (needed for "
+        "a one-unit output without a sigmoid)",
+    )
     _add_run_options(evaluate)
     checkpoints = commands.add_parser("evaluate-checkpoints", help="evaluate every checkpoint on the same images, as one training run")
     checkpoints.add_argument("--models", required=True, help="a glob of checkpoint files, e.g. 'ckpt/*.keras' (quote it)")
@@ -218,6 +223,7 @@ def run_command(args: argparse.Namespace) -> int:
         sink=sink,
         backend=args.backend,
         ray_address=args.ray_address,
+        head=getattr(args, "head", "auto"),  # only evaluate has --head
     )
     out = Path(args.out)
     write_outputs(run, out)

@@ -52,14 +52,26 @@ class ModelError(GtpredError):
 
 
 class OutputWidthError(ModelError):
-    """The model's output width differs from the number of classes."""
+    """The classes the model's output head means differ from the folder's classes."""
 
-    def __init__(self, output_width: int, n_classes: int, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        output_width: int,
+        n_classes: int,
+        path: str | Path | None = None,
+        implied_classes: int | None = None,
+        head: str | None = None,
+    ) -> None:
         self.output_width = output_width
         self.n_classes = n_classes
+        self.implied_classes = output_width if implied_classes is None else implied_classes
+        self.head = None if head is None else str(head)
+        meaning = ""
+        if self.implied_classes != output_width:
+            meaning = f" (a {self.head or 'one-unit'} head: {self.implied_classes} classes)"
         super().__init__(
-            f"The model outputs {output_width} values per image but the folder has "
-            f"{n_classes} classes.",
+            f"The model outputs {output_width} values per image{meaning} but the folder has "
+            f"{n_classes} {'class' if n_classes == 1 else 'classes'}.",
             "Choose the image folder the model was trained for (one sub-folder per class), "
             "or the model trained for these classes.",
             path,

@@ -14,32 +14,27 @@ import numpy as np
 
 from .class_order import ClassOrder, resolve_class_order
 from .diagnostics import RunWarning
-from .errors import GtpredError, OutputWidthError
+from .errors import GtpredError
 from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
 from .inference import ProgressCallback, SkippedFile, predict_files
-from .model import LoadedModel, load_model
+from .model import Head, LoadedModel, load_model, resolve_head
+from .model import check_model_fits as check_model_fits  # its home moved to model.py; kept here
 from .run import Run, RunInfo, assemble_run
 
 
-def check_model_fits(model: LoadedModel, n_classes: int) -> None:
-    """Refuse an output width that cannot mean these classes (1 sigmoid unit means 2 classes)."""
-    if model.output_width == n_classes or (model.output_width == 1 and n_classes == 2):
-        return
-    raise OutputWidthError(model.output_width, n_classes, model.path)
-
-
-def detect_head(outputs: np.ndarray) -> str:
-    """Which head produced these raw outputs: softmax, logits, sigmoid or sigmoid-logit.
+def detect_head(outputs: np.ndarray) -> Head:
+    """Which head produced these raw outputs: the fallback when the model's graph cannot tell.
 
     Softmax rows are in 0..1 and sum to 1; other N-way rows are logits. One column is a sigmoid
-    unit for class 1, or its logit when values fall outside 0..1.
+    unit for class 1, or its logit when values fall outside 0..1. Evaluation calls it on the
+    first batch only, on every path, so streamed and final probabilities are the same.
     """
     in_unit_range = bool(np.all((outputs >= 0) & (outputs <= 1))) if outputs.size else True
     if outputs.shape[1] == 1:
-        return "sigmoid" if in_unit_range else "sigmoid-logit"
+        return Head.SIGMOID if in_unit_range else Head.SIGMOID_LOGIT
     sums_to_one = bool(np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3)) if outputs.size else True
-    return "softmax" if in_unit_range and sums_to_one else "logits"
+    return Head.SOFTMAX if in_unit_range and sums_to_one else Head.LOGITS
 
 
 def probabilities_for_head(outputs: np.ndarray, head: str) -> np.ndarray:
@@ -56,9 +51,9 @@ def probabilities_for_head(outputs: np.ndarray, head: str) -> np.ndarray:
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def outputs_to_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """Class probabilities from raw outputs, and which head produced them."""
-    head = detect_head(outputs)
+def outputs_to_probabilities(outputs: np.ndarray, head: Head | None = None) -> tuple[np.ndarray, Head]:
+    """Class probabilities from raw outputs, and the head used (``head``, else read from them)."""
+    head = head or detect_head(outputs)
     return probabilities_for_head(outputs, head), head
 
 
@@ -86,7 +81,7 @@ def _context_warnings(
     folder: ImageFolder, head: str, skipped: list[SkippedFile], completed: bool, n_seen: int
 ) -> list[RunWarning]:
     warnings: list[RunWarning] = []
-    if head in ("logits", "sigmoid-logit"):
+    if head in (Head.LOGITS, Head.SIGMOID_LOGIT):
         warnings.append(
             RunWarning(
                 "logits-output",
@@ -143,6 +138,7 @@ def evaluate_folder(
     sink: RunSink | None = None,
     backend: str = "local",
     ray_address: str | None = None,
+    head: str = "auto",
 ) -> Run:
     """Predict every image of ``images`` once, in folder order, and return the paired Run.
 
@@ -152,7 +148,8 @@ def evaluate_folder(
     ``sink`` (e.g. ``RunStore.writer()``) receives the paired rows batch by batch, so a crash
     loses at most the chunk in flight and a cancelled run keeps what was done.
     ``backend="ray"`` runs inference on Ray Data (``ray_address`` joins a cluster); the result
-    is the same, in the same order.
+    is the same, in the same order. ``head="logit"`` says the outputs are raw scores (needed for
+    a one-unit output without a sigmoid); "auto" reads the head from the model.
     """
     from . import __version__
 
@@ -164,7 +161,8 @@ def evaluate_folder(
         else resolve_class_order(class_order, folder.class_names, folder.counts)
     )
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    check_model_fits(loaded, len(order.names))
+    decided_head = resolve_head(loaded, head)  # None: the graph cannot tell (a SavedModel)
+    check_model_fits(loaded, len(order.names), decided_head)
     size = image_size or loaded.input_size
     info = RunInfo(
         model=str(loaded.path),
@@ -186,11 +184,15 @@ def evaluate_folder(
     )
     position = {name: i for i, name in enumerate(order.names)}
     true_index = np.array([position[folder.class_names[label]] for label in folder.labels], dtype=np.int64)
-    heads: list[str] = []  # decided on the first batch, so streamed rows equal the final ones
+    # The model's head, or (when its graph cannot tell) the first batch's: the same on every path,
+    # so a run streamed into a sink and one returned alone have the same probabilities.
+    heads: list[Head] = [decided_head] if decided_head is not None else []
 
     def pair_batch(indices: np.ndarray, outputs: np.ndarray) -> None:
         if not heads:
-            heads.append(detect_head(outputs))
+            heads.append(detect_head(outputs[:batch_size]))
+        if sink is None:
+            return
         batch_probabilities = probabilities_for_head(outputs, heads[0])
         sink.add_rows(
             [folder.files[i] for i in indices],
@@ -217,20 +219,20 @@ def evaluate_folder(
             batch_size=batch_size,
             progress=progress,
             cancel=cancel,
-            on_batch=pair_batch if sink is not None else None,
+            on_batch=pair_batch if sink is not None or not heads else None,
         )
     except BaseException:
         if sink is not None:
             sink.fail()
         raise
-    head = heads[0] if heads else detect_head(raw.outputs)
-    probabilities = probabilities_for_head(raw.outputs, head)
+    final_head = heads[0] if heads else detect_head(raw.outputs)  # no batch came: nothing to read
+    probabilities = probabilities_for_head(raw.outputs, final_head)
     y_true = true_index[raw.indices]
     y_pred = probabilities.argmax(axis=1).astype(np.int64) if len(raw.indices) else np.zeros(0, np.int64)
     skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
     info = replace(
         info,
-        head=head,
+        head=str(final_head),
         status="complete" if raw.completed else "cancelled",
         seconds=round(time.perf_counter() - started, 3),
     )
@@ -240,7 +242,7 @@ def evaluate_folder(
         y_true=y_true,
         y_pred=y_pred,
         probabilities=probabilities,
-        context_warnings=_context_warnings(folder, head, skipped, raw.completed, raw.n_seen),
+        context_warnings=_context_warnings(folder, final_head, skipped, raw.completed, raw.n_seen),
         skipped=skipped,
         ignored=folder.ignored,
         info=info,

@@ -24,6 +24,7 @@ from typing import Any
 
 from .errors import GtpredError
 from .inference import ProgressCallback
+from .model import Head
 from .run import Run
 
 
@@ -42,6 +43,7 @@ class ModelFacts:
     output_width: int
     activation: str | None
     rescales_itself: bool | None
+    head: Head | None = None  # decided from the graph; None when it cannot tell (see model.py)
 
     @property
     def name(self) -> str:
@@ -52,6 +54,7 @@ def describe_model(model: Any) -> ModelFacts:
     return ModelFacts(
         path=model.path, kind=model.kind, input_size=model.input_size, channels=model.channels,
         output_width=model.output_width, activation=model.activation, rescales_itself=model.rescales_itself,
+        head=model.head,
     )
 
 
