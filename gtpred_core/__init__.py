@@ -10,14 +10,21 @@ Cheap to import: TensorFlow, Keras and scikit-learn are imported where they are 
 from .class_order import ClassOrder, natural_order, keras_order, read_class_order_file, resolve_class_order
 from .diagnostics import RunWarning
 from .errors import (
+    BackendError,
     ClassOrderError,
+    ComparisonError,
     FolderError,
     GtpredError,
     InvariantError,
     ModelError,
     OutputWidthError,
     PreprocessError,
+    RayMissingError,
+    SourceShufflesError,
+    StoreError,
+    UnexpectedWorkerError,
     UploadError,
+    WorkerError,
 )
 from .evaluation import check_model_fits, evaluate_folder, outputs_to_probabilities
 from .export import predictions_csv, summary_json, write_outputs
@@ -36,7 +43,6 @@ _LAZY = {
     "PredictionRecorder": "training",
     "predict_pairs": "training",
     "audit_data_source": "training",
-    "SourceShufflesError": "training",
     "RunStore": "store",
     "compare_runs": "compare",
 }
@@ -56,6 +62,12 @@ __all__ = [
     "audit_data_source",
     "compare_runs",
     "predict_pairs",
+    "BackendError",
+    "ComparisonError",
+    "RayMissingError",
+    "StoreError",
+    "UnexpectedWorkerError",
+    "WorkerError",
     "ClassOrder",
     "ClassOrderError",
     "FolderError",

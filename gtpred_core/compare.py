@@ -10,13 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import GtpredError
+from .errors import ComparisonError
 from .metrics import Metrics, compute_metrics
 from .run import Run
-
-
-class ComparisonError(GtpredError):
-    """Two runs cannot be compared (different classes, or no file in common)."""
 
 
 @dataclass(frozen=True)

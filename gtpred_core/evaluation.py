@@ -14,7 +14,7 @@ import numpy as np
 
 from .class_order import ClassOrder, resolve_class_order
 from .diagnostics import RunWarning
-from .errors import GtpredError
+from .errors import BackendError
 from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
 from .inference import ProgressCallback, SkippedFile, predict_files
@@ -207,7 +207,7 @@ def evaluate_folder(
 
         predict = functools.partial(predict_files_on_ray, model_path=loaded.path, address=ray_address)
     elif backend != "local":
-        raise GtpredError(f"Unknown backend {backend!r}.", "Choose local or ray.")
+        raise BackendError(f"Unknown backend {backend!r}.", "Choose local or ray.", received=backend, expected="local or ray")
     if sink is not None:
         sink.start(info, order.names)
     try:

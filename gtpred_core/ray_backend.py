@@ -16,16 +16,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import GtpredError, InvariantError
+from .errors import InvariantError, RayMissingError
 from .inference import BatchCallback, ProgressCallback, RawPredictions
 from .model import LoadedModel
 
 #: Work items (batches) handed to an actor per call.
 ITEMS_PER_CALL = 8
-
-
-class RayMissingError(GtpredError):
-    """The Ray backend was asked for but Ray is not installed."""
 
 
 def _import_ray() -> Any:

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import GtpredError, InvariantError
+from .errors import InvariantError, StoreError
 from .run import Run, RunInfo
 
 log = logging.getLogger("gtpred.store")
@@ -82,10 +82,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class StoreError(GtpredError):
-    """The run store cannot be opened, or a run is not in it."""
 
 
 def default_db_path() -> Path:

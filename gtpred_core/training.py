@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from .class_order import keras_order, natural_order
-from .errors import GtpredError
+from .errors import GtpredError, SourceShufflesError
 from .evaluation import outputs_to_probabilities
 from .folder import index_image_folder
 from .inference import ProgressCallback
@@ -31,10 +31,6 @@ _AUGMENTATIONS = (
     "rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range",
     "channel_shift_range", "horizontal_flip", "vertical_flip", "brightness_range",
 )
-
-
-class SourceShufflesError(GtpredError):
-    """A validation source shuffles, so per-epoch predictions could not be paired with files."""
 
 
 @dataclass(frozen=True)

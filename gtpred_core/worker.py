@@ -22,14 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import GtpredError
+from .errors import GtpredError, UnexpectedWorkerError, WorkerError
 from .inference import ProgressCallback
 from .model import Head
 from .run import Run
-
-
-class WorkerError(GtpredError):
-    """The worker process died, ran out of memory, or ran past its time limit."""
 
 
 @dataclass(frozen=True)
