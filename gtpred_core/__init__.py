@@ -26,13 +26,14 @@ from .errors import (
     UploadError,
     WorkerError,
 )
-from .evaluation import check_model_fits, evaluate_folder, outputs_to_probabilities
+from .evaluation import check_model_fits, evaluate, evaluate_folder, outputs_to_probabilities
 from .export import predictions_csv, summary_json, write_outputs
 from .folder import ImageFolder, index_image_folder
 from .inference import MAX_IMAGE_PIXELS, SkippedFile, Throughput, predict_files
 from .metrics import Metrics, compute_metrics
-from .model import LoadedModel, load_model
+from .model import Head, LoadedModel, load_model
 from .preprocessing import PREPROCESS_MODES
+from .request import EvaluationRequest
 from .run import Run, RunInfo, assemble_run
 from .uploads import extract_zip_safely, list_subfolders, remove_scratch, resolve_inside_root, scratch_dir
 
@@ -68,6 +69,8 @@ __all__ = [
     "StoreError",
     "UnexpectedWorkerError",
     "WorkerError",
+    "EvaluationRequest",
+    "Head",
     "ClassOrder",
     "ClassOrderError",
     "FolderError",
@@ -90,6 +93,7 @@ __all__ = [
     "assemble_run",
     "check_model_fits",
     "compute_metrics",
+    "evaluate",
     "evaluate_folder",
     "extract_zip_safely",
     "index_image_folder",

@@ -193,8 +193,9 @@ def checkpoints_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_folder
+    from .evaluation import evaluate
     from .export import write_outputs
+    from .request import EvaluationRequest
 
     if args.command == "runs":
         return runs_command(args)
@@ -212,19 +213,18 @@ def run_command(args: argparse.Namespace) -> int:
         from .store import RunStore
 
         sink = RunStore(args.db).writer(args.name)  # rows stream in as inference goes
-    run = evaluate_folder(
-        model,
-        images,
+    request = EvaluationRequest(
+        model=Path(model),
+        images=Path(images),
         class_order=args.class_order,
         preprocess=args.preprocess,
         batch_size=args.batch_size,
         image_size=args.image_size,
-        progress=TerminalProgress(),
-        sink=sink,
+        head=getattr(args, "head", "auto"),  # only evaluate has --head
         backend=args.backend,
         ray_address=args.ray_address,
-        head=getattr(args, "head", "auto"),  # only evaluate has --head
     )
+    run = evaluate(request, progress=TerminalProgress(), sink=sink)
     out = Path(args.out)
     write_outputs(run, out)
     _print_summary(run, out, sys.stdout)

@@ -107,11 +107,11 @@ class OutputWidthError(ModelError):
         self.head = None if head is None else str(head)
         meaning = ""
         if self.implied_classes != output_width:
-            meaning = f" (a {self.head or 'one-unit'} head: {self.implied_classes} classes)"
+            meaning = f": a {self.head or 'one-unit'} head means {self.implied_classes} classes"
         folder_classes = f"{n_classes} {'class' if n_classes == 1 else 'classes'}"
         super().__init__(
-            f"The model outputs {output_width} values per image{meaning} but the folder has "
-            f"{folder_classes}.",
+            f"The model outputs {output_width} values per image but the folder has "
+            f"{folder_classes}{meaning}.",
             "Choose the image folder the model was trained for (one sub-folder per class), "
             "or the model trained for these classes.",
             path,

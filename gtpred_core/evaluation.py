@@ -1,8 +1,7 @@
-"""Evaluate a model on an image folder: index → class order → ordered inference → Run."""
+"""Evaluate a model on an image folder: request → index → class order → head → ordered inference → Run."""
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from dataclasses import replace
@@ -14,12 +13,13 @@ import numpy as np
 
 from .class_order import ClassOrder, resolve_class_order
 from .diagnostics import RunWarning
-from .errors import BackendError
 from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
 from .inference import ProgressCallback, SkippedFile, predict_files
 from .model import Head, LoadedModel, load_model, resolve_head
 from .model import check_model_fits as check_model_fits  # its home moved to model.py; kept here
+from .request import BACKENDS as BACKENDS  # its home is request.py; kept here for the pages
+from .request import EvaluationRequest
 from .run import Run, RunInfo, assemble_run
 
 
@@ -55,14 +55,6 @@ def outputs_to_probabilities(outputs: np.ndarray, head: Head | None = None) -> t
     """Class probabilities from raw outputs, and the head used (``head``, else read from them)."""
     head = head or detect_head(outputs)
     return probabilities_for_head(outputs, head), head
-
-
-#: Backend -> one line a user can choose by.
-BACKENDS: dict[str, str] = {
-    "local": "On this server (the default; fastest on one machine).",
-    "ray": "On Ray Data workers (a cluster at GTPRED_RAY_ADDRESS, or a local Ray); needs "
-    "pip install -r requirements-ray.txt.",
-}
 
 
 class RunSink(Protocol):
@@ -140,30 +132,60 @@ def evaluate_folder(
     ray_address: str | None = None,
     head: str = "auto",
 ) -> Run:
-    """Predict every image of ``images`` once, in folder order, and return the paired Run.
+    """The library's one call: ``evaluate`` on an ``EvaluationRequest`` made of these arguments.
 
     ``class_order`` is ``"keras"`` (folder sort, the default), ``"natural"``, a labels file
-    path, or a ClassOrder. ``progress(done, total)`` is called after each batch; setting
-    ``cancel`` stops after the current batch and returns the part done, status "cancelled".
-    ``sink`` (e.g. ``RunStore.writer()``) receives the paired rows batch by batch, so a crash
-    loses at most the chunk in flight and a cancelled run keeps what was done.
-    ``backend="ray"`` runs inference on Ray Data (``ray_address`` joins a cluster); the result
-    is the same, in the same order. ``head="logit"`` says the outputs are raw scores (needed for
-    a one-unit output without a sigmoid); "auto" reads the head from the model.
+    path, or a ClassOrder. ``head="logit"`` says the outputs are raw scores (needed for a
+    one-unit output without a sigmoid); "auto" reads the head from the model. See ``evaluate``
+    for ``progress``, ``cancel``, ``sink`` and the backends.
+    """
+    request = EvaluationRequest(
+        model=model if isinstance(model, LoadedModel) else Path(model),
+        images=images if isinstance(images, ImageFolder) else Path(images),
+        class_order=class_order,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        image_size=image_size,
+        head=head,
+        backend=backend,
+        ray_address=ray_address,
+    )
+    return evaluate(request, progress=progress, cancel=cancel, sink=sink)
+
+
+def evaluate(
+    request: EvaluationRequest,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    sink: RunSink | None = None,
+) -> Run:
+    """Predict every image of ``request.images`` once, in folder order, and return the paired Run.
+
+    ``progress(done, total)`` is called after each batch; setting ``cancel`` stops after the
+    current batch and returns the part done, status "cancelled". ``sink`` (e.g.
+    ``RunStore.writer()``; by default ``request.open_sink()``, a guarded writer into
+    ``request.store_path`` if any) receives the paired rows batch by batch, so a crash loses at
+    most the chunk in flight and a cancelled run keeps what was done. ``backend="ray"`` runs
+    inference on Ray Data (``ray_address`` joins a cluster); the result is the same, in the same
+    order. The model, class order and head are all checked before anything is stored.
     """
     from . import __version__
 
     started = time.perf_counter()
+    images, class_order, batch_size = request.images, request.class_order, request.batch_size
     folder = images if isinstance(images, ImageFolder) else index_image_folder(images)
     order = (
         class_order
         if isinstance(class_order, ClassOrder)
         else resolve_class_order(class_order, folder.class_names, folder.counts)
     )
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    decided_head = resolve_head(loaded, head)  # None: the graph cannot tell (a SavedModel)
+    loaded = request.model if isinstance(request.model, LoadedModel) else load_model(request.model)
+    decided_head = resolve_head(loaded, request.head)  # None: the graph cannot tell (a SavedModel)
     check_model_fits(loaded, len(order.names), decided_head)
-    size = image_size or loaded.input_size
+    if sink is None:
+        sink = request.open_sink()
+    size = request.image_size or loaded.input_size
     info = RunInfo(
         model=str(loaded.path),
         model_bytes=size_in_bytes(loaded.path) if loaded.path.exists() else None,
@@ -171,7 +193,7 @@ def evaluate_folder(
         images_fingerprint=file_list_fingerprint(folder.files),
         images=str(folder.root),
         class_order_source=order.source,
-        preprocess=preprocess,
+        preprocess=request.preprocess,
         batch_size=batch_size,
         input_size=(int(size[0] or 0), int(size[1] or 0)),  # 0: any size (predict_files refuses)
         channels=loaded.channels,
@@ -201,26 +223,27 @@ def evaluate_folder(
             batch_probabilities,
         )
 
-    predict = predict_files
-    if backend == "ray":
-        from .ray_backend import predict_files_on_ray
-
-        predict = functools.partial(predict_files_on_ray, model_path=loaded.path, address=ray_address)
-    elif backend != "local":
-        raise BackendError(f"Unknown backend {backend!r}.", "Choose local or ray.", received=backend, expected="local or ray")
+    on_batch = pair_batch if sink is not None or not heads else None
     if sink is not None:
         sink.start(info, order.names)
     try:
-        raw = predict(
-            loaded,
-            folder.absolute_paths(),
-            image_size=image_size,
-            preprocess=preprocess,
-            batch_size=batch_size,
-            progress=progress,
-            cancel=cancel,
-            on_batch=pair_batch if sink is not None or not heads else None,
-        )
+        if request.backend == "ray":
+            from .ray_backend import predict_files_on_ray
+
+            raw = predict_files_on_ray(
+                loaded, folder.absolute_paths(), request, progress=progress, cancel=cancel, on_batch=on_batch
+            )
+        else:
+            raw = predict_files(
+                loaded,
+                folder.absolute_paths(),
+                image_size=request.image_size,
+                preprocess=request.preprocess,
+                batch_size=batch_size,
+                progress=progress,
+                cancel=cancel,
+                on_batch=on_batch,
+            )
     except BaseException:
         if sink is not None:
             sink.fail()

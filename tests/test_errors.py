@@ -59,7 +59,7 @@ def test_errors_pickle_as_the_same_class_with_their_fields(err):
 def test_the_fields_say_what_was_received_and_expected():
     err = errors.OutputWidthError(1, 1, "m.keras", implied_classes=2, head="sigmoid")
     assert (err.received, err.expected, err.implied_classes, err.head) == ("1 class in the folder", "2 classes", 2, "sigmoid")
-    assert str(err).startswith("The model outputs 1 values per image (a sigmoid head: 2 classes) but the folder has 1 class.")
+    assert str(err).startswith("The model outputs 1 values per image but the folder has 1 class: a sigmoid head means 2 classes.")
     unexpected = errors.UnexpectedWorkerError("KeyError", "worker-1234-ab12cd")
     assert "worker-1234-ab12cd" in unexpected.message and "worker-1234-ab12cd" in unexpected.fix
     assert isinstance(unexpected, errors.WorkerError) and inspect.getdoc(errors).count("UnexpectedWorkerError") == 1

@@ -64,7 +64,7 @@ def test_sigmoid_outputs_outside_0_1_are_logits():
 
 
 def test_output_width_that_does_not_match_the_classes_names_both_numbers(sigmoid_model, digits_dir):
-    with pytest.raises(OutputWidthError, match=r"outputs 1 values per image \(a sigmoid head: 2 classes\) but the folder has 10 classes"):
+    with pytest.raises(OutputWidthError, match=r"outputs 1 values per image but the folder has 10 classes: a sigmoid head means 2 classes\."):
         evaluate_folder(sigmoid_model, digits_dir)
 
 
@@ -191,9 +191,9 @@ def test_a_one_class_folder_is_refused_before_running_and_what_runs_is_stored_re
     linear = one_unit_logit_models / "logit_unit.keras"
     with pytest.raises(ModelError, match="not a sigmoid"):
         evaluate_folder(linear, only_zeros, sink=store.writer("refused head"))
-    with pytest.raises(OutputWidthError, match=r"outputs 1 values per image \(a sigmoid-logit head: 2 classes\) but the folder has 1 class\."):
+    with pytest.raises(OutputWidthError, match=r"outputs 1 values per image but the folder has 1 class: a sigmoid-logit head means 2 classes\."):
         evaluate_folder(linear, only_zeros, head="logit", sink=store.writer("logit on one class"))
-    with pytest.raises(OutputWidthError, match=r"\(a sigmoid head: 2 classes\) but the folder has 1 class\."):
+    with pytest.raises(OutputWidthError, match=r"but the folder has 1 class: a sigmoid head means 2 classes\."):
         evaluate_folder(sigmoid_model, only_zeros, sink=store.writer("sigmoid on one class"))
     assert store.list() == []  # refused before anything was stored
     # The same images with the other class's folder present but empty: two classes, accepted.
