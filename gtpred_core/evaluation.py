@@ -12,7 +12,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .class_order import ClassOrder, resolve_class_order
-from .diagnostics import RunWarning
+from .diagnostics import RunWarning, WarningCode
 from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
 from .inference import ProgressCallback, SkippedFile, predict_files
@@ -20,7 +20,7 @@ from .model import Head, LoadedModel, load_model, resolve_head
 from .model import check_model_fits as check_model_fits  # its home moved to model.py; kept here
 from .request import BACKENDS as BACKENDS  # its home is request.py; kept here for the pages
 from .request import EvaluationRequest
-from .run import Run, RunInfo, assemble_run
+from .run import Run, RunInfo, RunStatus, assemble_run
 
 
 def detect_head(outputs: np.ndarray) -> Head:
@@ -76,7 +76,7 @@ def _context_warnings(
     if head in (Head.LOGITS, Head.SIGMOID_LOGIT):
         warnings.append(
             RunWarning(
-                "logits-output",
+                WarningCode.LOGITS_OUTPUT,
                 "The model outputs logits, not probabilities (its last layer has no softmax/"
                 "sigmoid). gtpred applied one to get confidences; predicted classes are "
                 "unchanged. If you trained with from_logits=True this is expected.",
@@ -85,7 +85,7 @@ def _context_warnings(
     for name in folder.empty_classes:
         warnings.append(
             RunWarning(
-                "empty-class",
+                WarningCode.EMPTY_CLASS,
                 f"The class folder '{name}' holds no images. It is kept as a class, as Keras "
                 "keeps it, so output indices stay as in training; its metrics are zero.",
             )
@@ -93,7 +93,7 @@ def _context_warnings(
     if skipped:
         warnings.append(
             RunWarning(
-                "skipped-files",
+                WarningCode.SKIPPED_FILES,
                 f"{len(skipped)} image file(s) could not be evaluated and are left out of every "
                 f"number (first: {skipped[0].path}: {skipped[0].reason}).",
             )
@@ -101,7 +101,7 @@ def _context_warnings(
     if folder.ignored:
         warnings.append(
             RunWarning(
-                "ignored-files",
+                WarningCode.IGNORED_FILES,
                 f"{len(folder.ignored)} file(s) are not images Keras would load (.bmp .gif "
                 f".jpeg .jpg .png) and were not evaluated (first: {folder.ignored[0]}).",
             )
@@ -109,7 +109,7 @@ def _context_warnings(
     if not completed:
         warnings.append(
             RunWarning(
-                "cancelled",
+                WarningCode.CANCELLED,
                 f"The run was cancelled after {n_seen} of {len(folder.files)} images; the "
                 "numbers cover only those.",
             )
@@ -255,8 +255,8 @@ def evaluate(
     skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
     info = replace(
         info,
-        head=str(final_head),
-        status="complete" if raw.completed else "cancelled",
+        head=final_head,
+        status=RunStatus.COMPLETE if raw.completed else RunStatus.CANCELLED,
         seconds=round(time.perf_counter() - started, 3),
     )
     run = assemble_run(

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .class_order import keras_order, natural_order
+from .diagnostics import WarningCode
 from .folder import ImageFolder
 from .model import MODEL_SUFFIXES
 from .run import Run
@@ -377,7 +378,7 @@ def flips_table(comparison: "RunComparison", direction: str | None = None) -> pd
 
 
 # ----- a training: one run per epoch ------------------------------------------------------------
-COLLAPSE_CODE = "prediction-collapse"
+COLLAPSE_CODE = WarningCode.PREDICTION_COLLAPSE
 
 
 def _by_epoch(epochs: Sequence[int], runs: Sequence[Run]) -> list[tuple[int, Run]]:

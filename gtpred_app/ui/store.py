@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from gtpred_core import GtpredError, Run, RunInfo
+from gtpred_core.run import RunStatus
 from gtpred_core.compare import RunComparison, compare_runs
 from gtpred_core.store import RunStore, StoredRun, default_db_path
 
@@ -56,7 +57,7 @@ def comparison(a: int, b: int) -> RunComparison:
 
 def openable(row: StoredRun) -> bool:
     """A run still being written, or one that failed before its summary, cannot be opened."""
-    return row.status in ("complete", "cancelled")
+    return row.status in (RunStatus.COMPLETE, RunStatus.CANCELLED)
 
 
 # ----- saving an evaluation as it goes ------------------------------------------------------------
