@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 
-def _rebuild(cls: type, args: tuple, state: dict[str, Any]) -> "GtpredError":
+def _rebuild(cls: type[GtpredError], args: tuple, state: dict[str, Any]) -> GtpredError:
     """Unpickle an error without calling its ``__init__`` (whose signature varies by class)."""
-    err = cls.__new__(cls)
+    err = Exception.__new__(cls)
     err.args = args
     err.__dict__.update(state)
     return err

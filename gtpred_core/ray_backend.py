@@ -95,9 +95,8 @@ def predict_files_on_ray(
     Each actor gets the request itself (its model as a path, without the indexed file list:
     the paths travel in the work items), and joins ``request.ray_address`` if set."""
     batch_size = request.batch_size
-    actor_request = replace(
-        request.for_transport(), images=Path(getattr(request.images, "root", request.images)), store_path=None, run_name=None
-    )
+    images_root = request.images if isinstance(request.images, Path) else Path(request.images.root)
+    actor_request = replace(request.for_transport(), images=images_root, store_path=None, run_name=None)
     ray = ensure_ray(request.ray_address, num_workers)
     from ray.data import ActorPoolStrategy, DataContext
 
