@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from gtpred_core import evaluate_folder, load_model  # noqa: E402
+from gtpred_core import EvaluationRequest, evaluate_folder, load_model  # noqa: E402
 from gtpred_core.demo import DEMO_MODEL, demo_folder  # noqa: E402
 from gtpred_core.worker import InferenceWorker  # noqa: E402
 
@@ -29,8 +29,9 @@ def main() -> None:
     args = parser.parse_args()
     folder = demo_folder()
     worker = InferenceWorker()
+    request = EvaluationRequest(DEMO_MODEL, folder)
     started = time.perf_counter()
-    worker.evaluate(DEMO_MODEL, folder)
+    worker.evaluate(request)
     cold = time.perf_counter() - started
     model = load_model(DEMO_MODEL)
     evaluate_folder(model, folder)  # warm the in-process path too
@@ -40,7 +41,7 @@ def main() -> None:
         evaluate_folder(model, folder)
         local.append(time.perf_counter() - started)
         started = time.perf_counter()
-        worker.evaluate(DEMO_MODEL, folder)
+        worker.evaluate(request)
         isolated.append(time.perf_counter() - started)
     worker.stop()
     in_process, in_worker = statistics.median(local), statistics.median(isolated)

@@ -10,24 +10,34 @@ Cheap to import: TensorFlow, Keras and scikit-learn are imported where they are 
 from .class_order import ClassOrder, natural_order, keras_order, read_class_order_file, resolve_class_order
 from .diagnostics import RunWarning
 from .errors import (
+    BackendError,
     ClassOrderError,
+    ComparisonError,
     FolderError,
     GtpredError,
     InvariantError,
     ModelError,
     OutputWidthError,
     PreprocessError,
+    RayMissingError,
+    RunDeletedError,
+    RunNameError,
+    SourceShufflesError,
+    StoreError,
+    UnexpectedWorkerError,
     UploadError,
+    WorkerError,
 )
-from .evaluation import check_model_fits, evaluate_folder, outputs_to_probabilities
+from .evaluation import check_model_fits, evaluate, evaluate_folder, outputs_to_probabilities
 from .export import predictions_csv, summary_json, write_outputs
 from .folder import ImageFolder, index_image_folder
 from .inference import MAX_IMAGE_PIXELS, SkippedFile, Throughput, predict_files
 from .metrics import Interval, Metrics, compute_metrics, wilson_interval
 from .calibration import Calibration, calibration, temperature_what_if
 from .suspects import SuspectLabel, suspect_labels
-from .model import LoadedModel, load_model
+from .model import Head, LoadedModel, load_model
 from .preprocessing import PREPROCESS_MODES
+from .request import EvaluationRequest
 from .run import Run, RunInfo, assemble_run
 from .sources.labels_csv import LabelsCsvError, LabelsCsvReport, read_labels_csv
 from .training_history import EpochRun, TrainingHistory
@@ -40,7 +50,6 @@ _LAZY = {
     "PredictionRecorder": "training",
     "predict_pairs": "training",
     "audit_data_source": "training",
-    "SourceShufflesError": "training",
     "RunStore": "store",
     "compare_runs": "compare",
 }
@@ -60,6 +69,14 @@ __all__ = [
     "audit_data_source",
     "compare_runs",
     "predict_pairs",
+    "BackendError",
+    "ComparisonError",
+    "RayMissingError",
+    "StoreError",
+    "UnexpectedWorkerError",
+    "WorkerError",
+    "EvaluationRequest",
+    "Head",
     "ClassOrder",
     "ClassOrderError",
     "EpochRun",
@@ -68,6 +85,8 @@ __all__ = [
     "ImageFolder",
     "InvariantError",
     "LabelsCsvError",
+    "RunDeletedError",
+    "RunNameError",
     "LabelsCsvReport",
     "LoadedModel",
     "MAX_IMAGE_PIXELS",
@@ -86,6 +105,7 @@ __all__ = [
     "assemble_run",
     "check_model_fits",
     "compute_metrics",
+    "evaluate",
     "evaluate_folder",
     "extract_zip_safely",
     "index_image_folder",

@@ -1,7 +1,7 @@
 """``gtpred`` (or ``python -m gtpred_core``): the command line face of the core. Its names are a
 contract.
 
-    evaluate --model M (--images D | --labels CSV [--images ROOT]) --out O [--class-order keras|natural|FILE]
+    evaluate --model M (--images D | --labels CSV [--images ROOT]) --out O [--class-order keras|natural|FILE] [--head auto|logit]
              [--preprocess none|rescale|tf|torch|caffe] [--batch-size N] [--image-size HxW]
              [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
@@ -204,6 +204,11 @@ def build_parser(prog: str = "gtpred") -> argparse.ArgumentParser:
     evaluate.add_argument("--images", default=None, help="folder with one sub-folder per class (with --labels: the folder the CSV's paths start from)")
     evaluate.add_argument("--labels", default=None, help="a CSV with a filename and a class column, evaluated in its row order")
     evaluate.add_argument("--out", required=True, help="folder for predictions.csv and summary.json")
+    evaluate.add_argument(
+        "--head", default="auto", choices=["auto", "logit"],
+        help="auto (read from the model, default) or logit: the outputs are raw scores (needed for "
+        "a one-unit output without a sigmoid)",
+    )
     _add_run_options(evaluate)
     checkpoints = commands.add_parser("evaluate-checkpoints", help="evaluate every checkpoint on the same images, as one training run")
     checkpoints.add_argument("--models", required=True, help="a glob of checkpoint files, e.g. 'ckpt/*.keras' (quote it)")
@@ -395,8 +400,9 @@ def limit_memory(megabytes: int) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_folder
+    from .evaluation import evaluate
     from .export import write_outputs
+    from .request import EvaluationRequest
 
     if args.command == "runs":
         return runs_command(args)
@@ -423,18 +429,18 @@ def run_command(args: argparse.Namespace) -> int:
             check_run_name(args.name)  # a name the store would refuse: say so before evaluating
         # Rows stream in as inference goes; a store that fails never costs the CSV and JSON.
         sink = GuardedWriter.into(args.db, args.name, log_errors=False)  # reported below, once
-    run = evaluate_folder(
-        model,
-        images,
+    request = EvaluationRequest(
+        model=Path(model),
+        images=images,  # a folder, or the file list a labels CSV gave
         class_order=args.class_order,
         preprocess=args.preprocess,
         batch_size=args.batch_size,
         image_size=args.image_size,
-        progress=TerminalProgress(),
-        sink=sink,
+        head=getattr(args, "head", "auto"),  # only evaluate has --head
         backend=args.backend,
         ray_address=args.ray_address,
     )
+    run = evaluate(request, progress=TerminalProgress(), sink=sink)
     out = Path(args.out)
     write_outputs(run, out)
     if args.report:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import GtpredError
+from .errors import ComparisonError
 from .metrics import CONFIDENCE_LEVEL, Interval, Metrics, compute_metrics, wilson_interval
 from .run import Run
 
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 
 #: Columns of ``RunComparison.flips_table`` (images right in one run and wrong in the other).
 FLIP_COLUMNS = ("file", "true", "pred_a", "confidence_a", "pred_b", "confidence_b", "direction", "index_a", "index_b")
-
-
-class ComparisonError(GtpredError):
-    """Two runs cannot be compared (different classes, or no file in common)."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ always the one under the order in use: a better order is suggested, never swappe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Sequence
 
 import numpy as np
@@ -14,12 +15,32 @@ import numpy as np
 from .class_order import keras_order, natural_order
 
 
+class WarningCode(StrEnum):
+    """The stable codes of run warnings (equal to their strings, as stored and in summary.json)."""
+
+    CLASS_ORDER_MISMATCH = "class-order-mismatch"
+    PREDICTION_COLLAPSE = "prediction-collapse"
+    LOGITS_OUTPUT = "logits-output"
+    EMPTY_CLASS = "empty-class"
+    SKIPPED_FILES = "skipped-files"
+    IGNORED_FILES = "ignored-files"
+    CANCELLED = "cancelled"
+
+
 @dataclass(frozen=True)
 class RunWarning:
-    """A finding a user needs to read: a stable ``code`` and a plain ``message``."""
+    """A finding a user needs to read: a stable ``code`` and a plain ``message``.
 
-    code: str
+    A code read back from storage becomes its ``WarningCode``; one this version does not know
+    (written by a newer gtpred) stays a plain string.
+    """
+
+    code: WarningCode | str
     message: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, WarningCode) and self.code in WarningCode._value2member_map_:
+            object.__setattr__(self, "code", WarningCode(self.code))
 
 
 #: A better order must explain at least this much more accuracy (absolute) to be suggested...
@@ -122,7 +143,7 @@ def check_class_order(
         f"The class order looks wrong: accuracy is {current} under the order in use, but "
         f"{suggestion.accuracy:.1%} if the model's outputs are read in another order. {cause}"
     )
-    return [RunWarning("class-order-mismatch", message)], suggestion.order
+    return [RunWarning(WarningCode.CLASS_ORDER_MISMATCH, message)], suggestion.order
 
 
 def check_prediction_collapse(
@@ -161,7 +182,7 @@ def check_prediction_collapse(
     ]
     return [
         RunWarning(
-            "prediction-collapse",
+            WarningCode.PREDICTION_COLLAPSE,
             f"{share:.0%} of predictions are '{class_names[dominant]}', which is only "
             f"{true_share:.0%} of the images: the model is predicting nearly one class for "
             f"everything. Likely causes: {'; '.join(causes)}.",

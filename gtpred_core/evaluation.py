@@ -1,8 +1,7 @@
-"""Evaluate a model on an image folder: index → class order → ordered inference → Run."""
+"""Evaluate a model on an image folder: request → index → class order → head → ordered inference → Run."""
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from dataclasses import replace
@@ -13,33 +12,29 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .class_order import ClassOrder, resolve_class_order
-from .diagnostics import RunWarning
-from .errors import GtpredError, OutputWidthError
+from .diagnostics import RunWarning, WarningCode
 from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
 from .inference import ProgressCallback, SkippedFile, predict_files
-from .model import LoadedModel, load_model
-from .run import Run, RunInfo, assemble_run
+from .model import Head, LoadedModel, load_model, resolve_head
+from .model import check_model_fits as check_model_fits  # its home moved to model.py; kept here
+from .request import BACKENDS as BACKENDS  # its home is request.py; kept here for the pages
+from .request import EvaluationRequest
+from .run import Run, RunInfo, RunStatus, assemble_run
 
 
-def check_model_fits(model: LoadedModel, n_classes: int) -> None:
-    """Refuse an output width that cannot mean these classes (1 sigmoid unit means 2 classes)."""
-    if model.output_width == n_classes or (model.output_width == 1 and n_classes == 2):
-        return
-    raise OutputWidthError(model.output_width, n_classes, model.path)
-
-
-def detect_head(outputs: np.ndarray) -> str:
-    """Which head produced these raw outputs: softmax, logits, sigmoid or sigmoid-logit.
+def detect_head(outputs: np.ndarray) -> Head:
+    """Which head produced these raw outputs: the fallback when the model's graph cannot tell.
 
     Softmax rows are in 0..1 and sum to 1; other N-way rows are logits. One column is a sigmoid
-    unit for class 1, or its logit when values fall outside 0..1.
+    unit for class 1, or its logit when values fall outside 0..1. Evaluation calls it on the
+    first batch only, on every path, so streamed and final probabilities are the same.
     """
     in_unit_range = bool(np.all((outputs >= 0) & (outputs <= 1))) if outputs.size else True
     if outputs.shape[1] == 1:
-        return "sigmoid" if in_unit_range else "sigmoid-logit"
+        return Head.SIGMOID if in_unit_range else Head.SIGMOID_LOGIT
     sums_to_one = bool(np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3)) if outputs.size else True
-    return "softmax" if in_unit_range and sums_to_one else "logits"
+    return Head.SOFTMAX if in_unit_range and sums_to_one else Head.LOGITS
 
 
 def probabilities_for_head(outputs: np.ndarray, head: str) -> np.ndarray:
@@ -56,18 +51,10 @@ def probabilities_for_head(outputs: np.ndarray, head: str) -> np.ndarray:
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def outputs_to_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """Class probabilities from raw outputs, and which head produced them."""
-    head = detect_head(outputs)
+def outputs_to_probabilities(outputs: np.ndarray, head: Head | None = None) -> tuple[np.ndarray, Head]:
+    """Class probabilities from raw outputs, and the head used (``head``, else read from them)."""
+    head = head or detect_head(outputs)
     return probabilities_for_head(outputs, head), head
-
-
-#: Backend -> one line a user can choose by.
-BACKENDS: dict[str, str] = {
-    "local": "On this server (the default; fastest on one machine).",
-    "ray": "On Ray Data workers (a cluster at GTPRED_RAY_ADDRESS, or a local Ray); needs "
-    "pip install -r requirements-ray.txt.",
-}
 
 
 class RunSink(Protocol):
@@ -86,10 +73,10 @@ def _context_warnings(
     folder: ImageFolder, head: str, skipped: list[SkippedFile], completed: bool, n_seen: int
 ) -> list[RunWarning]:
     warnings: list[RunWarning] = []
-    if head in ("logits", "sigmoid-logit"):
+    if head in (Head.LOGITS, Head.SIGMOID_LOGIT):
         warnings.append(
             RunWarning(
-                "logits-output",
+                WarningCode.LOGITS_OUTPUT,
                 "The model outputs logits, not probabilities (its last layer has no softmax/"
                 "sigmoid). gtpred applied one to get confidences; predicted classes are "
                 "unchanged. If you trained with from_logits=True this is expected.",
@@ -98,7 +85,7 @@ def _context_warnings(
     for name in folder.empty_classes:
         warnings.append(
             RunWarning(
-                "empty-class",
+                WarningCode.EMPTY_CLASS,
                 f"The class folder '{name}' holds no images. It is kept as a class, as Keras "
                 "keeps it, so output indices stay as in training; its metrics are zero.",
             )
@@ -106,7 +93,7 @@ def _context_warnings(
     if skipped:
         warnings.append(
             RunWarning(
-                "skipped-files",
+                WarningCode.SKIPPED_FILES,
                 f"{len(skipped)} image file(s) could not be evaluated and are left out of every "
                 f"number (first: {skipped[0].path}: {skipped[0].reason}).",
             )
@@ -114,14 +101,14 @@ def _context_warnings(
     if folder.ignored:
         warnings.append(
             RunWarning(
-                "ignored-files",
+                WarningCode.IGNORED_FILES,
                 folder.describe_ignored(),
             )
         )
     if not completed:
         warnings.append(
             RunWarning(
-                "cancelled",
+                WarningCode.CANCELLED,
                 f"The run was cancelled after {n_seen} of {len(folder.files)} images; the "
                 "numbers cover only those.",
             )
@@ -142,29 +129,62 @@ def evaluate_folder(
     sink: RunSink | None = None,
     backend: str = "local",
     ray_address: str | None = None,
+    head: str = "auto",
 ) -> Run:
-    """Predict every image of ``images`` once, in folder order, and return the paired Run.
+    """The library's one call: ``evaluate`` on an ``EvaluationRequest`` made of these arguments.
 
     ``class_order`` is ``"keras"`` (folder sort, the default), ``"natural"``, a labels file
-    path, or a ClassOrder. ``progress(done, total)`` is called after each batch; setting
-    ``cancel`` stops after the current batch and returns the part done, status "cancelled".
-    ``sink`` (e.g. ``RunStore.writer()``) receives the paired rows batch by batch, so a crash
-    loses at most the chunk in flight and a cancelled run keeps what was done.
-    ``backend="ray"`` runs inference on Ray Data (``ray_address`` joins a cluster); the result
-    is the same, in the same order.
+    path, or a ClassOrder. ``head="logit"`` says the outputs are raw scores (needed for a
+    one-unit output without a sigmoid); "auto" reads the head from the model. See ``evaluate``
+    for ``progress``, ``cancel``, ``sink`` and the backends.
+    """
+    request = EvaluationRequest(
+        model=model if isinstance(model, LoadedModel) else Path(model),
+        images=images if isinstance(images, ImageFolder) else Path(images),
+        class_order=class_order,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        image_size=image_size,
+        head=head,
+        backend=backend,
+        ray_address=ray_address,
+    )
+    return evaluate(request, progress=progress, cancel=cancel, sink=sink)
+
+
+def evaluate(
+    request: EvaluationRequest,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    sink: RunSink | None = None,
+) -> Run:
+    """Predict every image of ``request.images`` once, in folder order, and return the paired Run.
+
+    ``progress(done, total)`` is called after each batch; setting ``cancel`` stops after the
+    current batch and returns the part done, status "cancelled". ``sink`` (e.g.
+    ``RunStore.writer()``; by default ``request.open_sink()``, a guarded writer into
+    ``request.store_path`` if any) receives the paired rows batch by batch, so a crash loses at
+    most the chunk in flight and a cancelled run keeps what was done. ``backend="ray"`` runs
+    inference on Ray Data (``ray_address`` joins a cluster); the result is the same, in the same
+    order. The model, class order and head are all checked before anything is stored.
     """
     from . import __version__
 
     started = time.perf_counter()
+    images, class_order, batch_size = request.images, request.class_order, request.batch_size
     folder = images if isinstance(images, ImageFolder) else index_image_folder(images)
     order = (
         class_order
         if isinstance(class_order, ClassOrder)
         else resolve_class_order(class_order, folder.class_names, folder.counts)
     )
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    check_model_fits(loaded, len(order.names))
-    size = image_size or loaded.input_size
+    loaded = request.model if isinstance(request.model, LoadedModel) else load_model(request.model)
+    decided_head = resolve_head(loaded, request.head)  # None: the graph cannot tell (a SavedModel)
+    check_model_fits(loaded, len(order.names), decided_head)
+    if sink is None:
+        sink = request.open_sink()
+    size = request.image_size or loaded.input_size
     info = RunInfo(
         model=str(loaded.path),
         model_bytes=size_in_bytes(loaded.path) if loaded.path.exists() else None,
@@ -172,7 +192,7 @@ def evaluate_folder(
         images_fingerprint=file_list_fingerprint(folder.files),
         images=str(folder.root),
         class_order_source=order.source,
-        preprocess=preprocess,
+        preprocess=request.preprocess,
         batch_size=batch_size,
         input_size=(int(size[0] or 0), int(size[1] or 0)),  # 0: any size (predict_files refuses)
         channels=loaded.channels,
@@ -185,11 +205,15 @@ def evaluate_folder(
     )
     position = {name: i for i, name in enumerate(order.names)}
     true_index = np.array([position[folder.class_names[label]] for label in folder.labels], dtype=np.int64)
-    heads: list[str] = []  # decided on the first batch, so streamed rows equal the final ones
+    # The model's head, or (when its graph cannot tell) the first batch's: the same on every path,
+    # so a run streamed into a sink and one returned alone have the same probabilities.
+    heads: list[Head] = [decided_head] if decided_head is not None else []
 
     def pair_batch(indices: np.ndarray, outputs: np.ndarray) -> None:
         if not heads:
-            heads.append(detect_head(outputs))
+            heads.append(detect_head(outputs[:batch_size]))
+        if sink is None:
+            return
         batch_probabilities = probabilities_for_head(outputs, heads[0])
         sink.add_rows(
             [folder.files[i] for i in indices],
@@ -198,39 +222,40 @@ def evaluate_folder(
             batch_probabilities,
         )
 
-    predict = predict_files
-    if backend == "ray":
-        from .ray_backend import predict_files_on_ray
-
-        predict = functools.partial(predict_files_on_ray, model_path=loaded.path, address=ray_address)
-    elif backend != "local":
-        raise GtpredError(f"Unknown backend {backend!r}.", "Choose local or ray.")
+    on_batch = pair_batch if sink is not None or not heads else None
     if sink is not None:
         sink.start(info, order.names)
     try:
-        raw = predict(
-            loaded,
-            folder.absolute_paths(),
-            image_size=image_size,
-            preprocess=preprocess,
-            batch_size=batch_size,
-            progress=progress,
-            cancel=cancel,
-            on_batch=pair_batch if sink is not None else None,
-        )
+        if request.backend == "ray":
+            from .ray_backend import predict_files_on_ray
+
+            raw = predict_files_on_ray(
+                loaded, folder.absolute_paths(), request, progress=progress, cancel=cancel, on_batch=on_batch
+            )
+        else:
+            raw = predict_files(
+                loaded,
+                folder.absolute_paths(),
+                image_size=request.image_size,
+                preprocess=request.preprocess,
+                batch_size=batch_size,
+                progress=progress,
+                cancel=cancel,
+                on_batch=on_batch,
+            )
     except BaseException:
         if sink is not None:
             sink.fail()
         raise
-    head = heads[0] if heads else detect_head(raw.outputs)
-    probabilities = probabilities_for_head(raw.outputs, head)
+    final_head = heads[0] if heads else detect_head(raw.outputs)  # no batch came: nothing to read
+    probabilities = probabilities_for_head(raw.outputs, final_head)
     y_true = true_index[raw.indices]
     y_pred = probabilities.argmax(axis=1).astype(np.int64) if len(raw.indices) else np.zeros(0, np.int64)
     skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
     info = replace(
         info,
-        head=head,
-        status="complete" if raw.completed else "cancelled",
+        head=final_head,
+        status=RunStatus.COMPLETE if raw.completed else RunStatus.CANCELLED,
         seconds=round(time.perf_counter() - started, 3),
     )
     run = assemble_run(
@@ -239,7 +264,7 @@ def evaluate_folder(
         y_true=y_true,
         y_pred=y_pred,
         probabilities=probabilities,
-        context_warnings=_context_warnings(folder, head, skipped, raw.completed, raw.n_seen),
+        context_warnings=_context_warnings(folder, final_head, skipped, raw.completed, raw.n_seen),
         skipped=skipped,
         ignored=folder.ignored,
         info=info,

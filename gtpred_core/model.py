@@ -4,16 +4,23 @@
 ``Lambda`` or any config asking for arbitrary code is refused. A TF SavedModel directory
 (which Keras 3's ``load_model`` refuses) is loaded with ``tf.saved_model.load`` and called
 through its ``serving_default`` signature, which is what ``keras.layers.TFSMLayer`` wraps.
+
+The output head (how raw outputs become class probabilities) is decided here, once, from the
+model's graph: the activation applied last on the way to the output, looking through nested
+models, ``Softmax``/``Activation`` layers and layers that keep the meaning of their input
+(dropout, flatten, pooling). Only when the graph cannot tell (a SavedModel, an unknown layer)
+is it left to the outputs, which evaluation then reads from the first batch on every path.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from .errors import ModelError
+from .errors import ModelError, OutputWidthError
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -21,13 +28,62 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 _SCALING_LAYERS = ("Rescaling", "Normalization")
 
 
+class Head(StrEnum):
+    """How a model's raw outputs become class probabilities (equal to its stored string)."""
+
+    SOFTMAX = "softmax"  # N probabilities summing to 1: used as they are
+    LOGITS = "logits"  # N raw scores: softmax applied (argmax unchanged)
+    SIGMOID = "sigmoid"  # one probability p of class 1: columns (1 - p, p)
+    SIGMOID_LOGIT = "sigmoid-logit"  # one raw score of class 1: sigmoid applied, then (1 - p, p)
+
+    def n_classes(self, output_width: int) -> int:
+        """How many classes outputs of this width under this head stand for."""
+        return 2 if self in (Head.SIGMOID, Head.SIGMOID_LOGIT) else output_width
+
+
+#: What a user may say about the head: "auto" (read it from the model) or "logit" (the outputs
+#: are raw scores: softmax over N of them, sigmoid of a single one).
+HEAD_CHOICES = ("auto", "logit")
+
+#: Activations whose outputs are probabilities.
+_PROBABILITY_ACTIVATIONS = {"softmax": Head.SOFTMAX, "sigmoid": Head.SIGMOID, "hard_sigmoid": Head.SIGMOID}
+#: Built-in activations whose outputs are scores, not probabilities.
+_SCORE_ACTIVATIONS = frozenset(
+    {"linear", "log_softmax", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish",
+     "mish", "tanh", "softplus", "softsign", "exponential", "hard_silu", "hard_swish", "celu", "glu"}
+)
+#: Layers whose output means what their input means (a probability stays one): look through them.
+_PASS_THROUGH_LAYERS = frozenset(
+    {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
+     "GaussianNoise", "AlphaDropout", "ActivityRegularization", "Identity", "Flatten", "Reshape",
+     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "InputLayer"}
+)
+
+
+def head_from_activation(activation: str | None, output_width: int) -> Head | None:
+    """The head a last activation means; None when it does not say (unknown, or one unit that
+    is not a sigmoid, which only the user can call a logit: see ``resolve_head``)."""
+    if activation is None:
+        return None
+    if activation in _PROBABILITY_ACTIVATIONS:
+        head = _PROBABILITY_ACTIVATIONS[activation]
+        if output_width == 1:
+            return head if head is Head.SIGMOID else None
+        return head if head is Head.SOFTMAX else Head.LOGITS  # N sigmoids: scores to softmax
+    if activation in _SCORE_ACTIVATIONS:
+        return Head.LOGITS if output_width > 1 else None
+    return None
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A model ready for inference, with the facts read from it.
 
     ``input_size`` is (height, width), either possibly None when the model takes any size.
-    ``activation`` is the last layer's activation when the file says it (None for SavedModel).
-    ``rescales_itself`` is True/False when the layers are known, None for a SavedModel.
+    ``activation`` is the activation applied last on the way to the output when the graph says
+    it (None for a SavedModel); ``head`` is what it means for the outputs (None when the graph
+    cannot tell). ``rescales_itself`` is True/False when the layers are known, None for a
+    SavedModel.
     """
 
     path: Path
@@ -38,10 +94,58 @@ class LoadedModel:
     activation: str | None
     rescales_itself: bool | None
     call: Callable[[Any], Any] = field(repr=False, compare=False)
+    head: Head | None = None
 
     @property
     def name(self) -> str:
         return self.path.name
+
+
+def resolve_head(model: Any, choice: str = "auto") -> Head | None:
+    """The head to read ``model``'s outputs with (a LoadedModel or the worker's ModelFacts).
+
+    ``choice`` is "auto" (the model's graph decides) or "logit" (the user says the outputs are
+    raw scores). None means the graph cannot tell: evaluation then decides from the first batch.
+    A one-unit output without a sigmoid is refused unless the user says it is a logit: it may
+    as well be a regression model, whose outputs are no class scores at all.
+    """
+    width, activation = int(model.output_width), model.activation
+    if choice == "logit":
+        if activation in _PROBABILITY_ACTIVATIONS:
+            raise ModelError(
+                f"{model.name} ends in a {activation}: its outputs are already probabilities, "
+                "not logits.",
+                "Drop the logit head choice (--head auto), so the model's own activation is used.",
+                model.path,
+            )
+        return Head.SIGMOID_LOGIT if width == 1 else Head.LOGITS
+    if choice != "auto":
+        raise ModelError(
+            f"Unknown head choice {choice!r}.", f"Choose one of: {', '.join(HEAD_CHOICES)}.", model.path
+        )
+    head = model.head
+    if head is None and width == 1 and activation is not None:
+        raise ModelError(
+            f"{model.name} outputs a single value with a {activation} activation, not a sigmoid: it "
+            "may be a regression model, and gtpred cannot tell which class a value means.",
+            "If the value is the logit of class 1 of a binary classifier (trained with "
+            "from_logits=True), say so: --head logit on the command line, or the logit head choice.",
+            model.path,
+        )
+    return head
+
+
+def check_model_fits(model: Any, n_classes: int, head: Head | None = None) -> None:
+    """Refuse a model whose head cannot mean these classes, before anything runs.
+
+    A sigmoid head (one unit) means two classes; any other head one class per output. ``head``
+    defaults to the model's own; None (decided later from the outputs) takes one unit as a sigmoid.
+    """
+    head = head or getattr(model, "head", None)
+    width = int(model.output_width)
+    implied = head.n_classes(width) if head is not None else (2 if width == 1 else width)
+    if implied != n_classes:
+        raise OutputWidthError(width, n_classes, model.path, implied_classes=implied, head=head)
 
 
 def model_kind(path: Path) -> str:
@@ -101,15 +205,17 @@ def from_keras_model(model: Any, path: str | Path = "<in memory>", kind: str = "
     input_shape = tuple(model.inputs[0].shape)
     output_shape = tuple(model.outputs[0].shape)
     _check_shapes(Path(str(path)), input_shape, output_shape)
+    activation = output_activation(model)
     return LoadedModel(
         path=Path(str(path)),
         kind=kind,
         input_size=(input_shape[1], input_shape[2]),
         channels=int(input_shape[3]),
         output_width=int(output_shape[-1]),
-        activation=_last_activation(model),
+        activation=activation,
         rescales_itself=_has_scaling_layer(model),
         call=lambda x: model(x, training=False),
+        head=head_from_activation(activation, int(output_shape[-1])),
     )
 
 
@@ -188,22 +294,99 @@ def _has_scaling_layer(model: Any) -> bool:
     return any(type(layer).__name__ in _SCALING_LAYERS for layer in _walk_layers(model))
 
 
-def _last_activation(model: Any) -> str | None:
-    layers = list(_walk_layers(model))
-    for layer in reversed(layers):
-        if type(layer).__name__ == "Softmax":
+def _producer(tensor: Any) -> Any:
+    """The layer that made a symbolic tensor (Keras' own record of it), or None."""
+    history = getattr(tensor, "_keras_history", None)
+    return history[0] if history else None
+
+
+def _output_layer(model: Any) -> Any:
+    """The layer that makes ``model``'s output; the last layer when the graph does not say."""
+    try:
+        layer = _producer(model.outputs[0])
+    except (AttributeError, IndexError, ValueError):
+        layer = None
+    layers = getattr(model, "layers", [])
+    return layer if layer is not None else (layers[-1] if layers else None)
+
+
+def _input_layer(model: Any, layer: Any) -> Any:
+    """The layer feeding ``layer`` inside ``model`` (the one before it when the graph does not say)."""
+    try:
+        previous = _producer(layer.input)
+    except (AttributeError, ValueError):  # a layer called more than once has no single input
+        previous = None
+    if previous is not None and previous is not layer:
+        return previous
+    layers = list(getattr(model, "layers", []))
+    index = next((i for i, other in enumerate(layers) if other is layer), 0)
+    return layers[index - 1] if index > 0 else None
+
+
+def output_activation(model: Any) -> str | None:
+    """The activation applied last on the way to ``model``'s output, or None when the graph
+    cannot tell. Looks into a nested model that makes the output, through ``Softmax`` and
+    ``Activation`` layers, and through layers that keep their input's meaning."""
+    layer = _output_layer(model)
+    for _ in range(10_000):  # a graph is finite; this bounds a malformed one
+        if layer is None:
+            return None
+        name = type(layer).__name__
+        if getattr(layer, "layers", None) and hasattr(layer, "outputs"):
+            return output_activation(layer)  # a nested Sequential/functional model
+        if name == "Softmax":
             return "softmax"
-        activation = layer.get_config().get("activation") if hasattr(layer, "get_config") else None
-        if isinstance(activation, str):
-            return activation
-        if activation is not None:
-            return str(activation)
+        config = layer.get_config() if hasattr(layer, "get_config") else {}
+        activation = config.get("activation")
+        if name == "Activation" and activation == "linear" or name in _PASS_THROUGH_LAYERS:
+            if name == "InputLayer":
+                return None
+            layer = _input_layer(model, layer)
+            continue
+        return activation if isinstance(activation, str) else None
     return None
 
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def guess_file_type(path: Path) -> str:
+    """What a file is, from its first bytes: for "not a Keras model file (it is ...)"."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError as err:
+        return f"unreadable ({err.strerror or type(err).__name__})"
+    if not head:
+        return "an empty file (0 bytes)"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            return "a truncated or damaged zip archive"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return "a truncated or damaged zip archive"
+        if "config.json" not in names:
+            return "a zip archive without a Keras model inside (no config.json)"
+        return "a zip archive" + (", a .keras model saved under another name" if path.suffix.lower() != ".keras" else "")
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 file" + (", an .h5 model saved under another name" if path.suffix.lower() == ".keras" else "")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown kind"
+    if all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+        return "a text file"
+    return "binary data of an unknown kind"
+
+
+def _not_a_model(path: Path, kind_of_file: str, fix: str) -> ModelError:
+    return ModelError(f"{path.name} is not a Keras model file (it is {kind_of_file}).", fix, path)
 
 
 def _explain_load_failure(path: Path, err: Exception) -> ModelError:
@@ -220,6 +403,28 @@ def _explain_load_failure(path: Path, err: Exception) -> ModelError:
             f"{path.name} uses a custom layer or object gtpred does not know: {_first_line(err)}",
             "Save the model with built-in Keras layers only.",
             path,
+        )
+    found = guess_file_type(path)
+    suffix = path.suffix.lower()
+    if found.startswith("an HDF5 file"):
+        if suffix == ".keras":
+            return _not_a_model(path, found, "Rename it to .h5, the format it is in.")
+        if "No model config" in text:
+            return _not_a_model(
+                path, "an HDF5 file of weights only (no model config)",
+                "Save the whole model (model.save('model.keras')), not model.save_weights().",
+            )
+        return _not_a_model(
+            path, f"an HDF5 file that cannot be read: {_first_line(err)}",
+            "Copy the file again in full: it may be truncated or damaged.",
+        )
+    if found.startswith("a zip archive") and "another name" in found:
+        return _not_a_model(path, found, "Rename it to .keras, the format it is in.")
+    if not found.startswith("a zip archive") or "without a Keras model" in found:
+        return _not_a_model(
+            path, found,
+            "Give the complete .keras (or .h5) file written by model.save(); a partial copy or an "
+            "upload that was cut short cannot be read.",
         )
     return ModelError(
         f"{path.name} could not be loaded as a Keras model: {_first_line(err)}",

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import GtpredError, InvariantError
+from .errors import InvariantError, RayMissingError
 from .inference import BatchCallback, ProgressCallback, RawPredictions
 from .model import LoadedModel
+from .request import EvaluationRequest
 
 #: Work items (batches) handed to an actor per call.
 ITEMS_PER_CALL = 8
-
-
-class RayMissingError(GtpredError):
-    """The Ray backend was asked for but Ray is not installed."""
 
 
 def _import_ray() -> Any:
@@ -55,15 +53,15 @@ def ensure_ray(address: str | None, num_cpus: int | None) -> Any:
 
 
 class _Predictor:
-    """One per Ray actor: loads the model once, then predicts block after block."""
+    """One per Ray actor: loads the request's model once, then predicts block after block."""
 
-    def __init__(self, model_path: str, image_size: tuple[int, int] | None, preprocess: str, batch_size: int) -> None:
+    def __init__(self, request: EvaluationRequest) -> None:
         from gtpred_core.model import load_model
 
-        self.model = load_model(model_path)
-        self.image_size = image_size
-        self.preprocess = preprocess
-        self.batch_size = batch_size
+        self.model = load_model(request.model_path)
+        self.image_size = request.image_size
+        self.preprocess = request.preprocess
+        self.batch_size = request.batch_size
 
     def __call__(self, items: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from gtpred_core.inference import predict_files
@@ -85,19 +83,21 @@ class _Predictor:
 def predict_files_on_ray(
     model: LoadedModel,
     paths: Sequence[str],
+    request: EvaluationRequest,
     *,
-    model_path: str | Path,
-    address: str | None = None,
     num_workers: int = 2,
-    image_size: tuple[int, int] | None = None,
-    preprocess: str = "none",
-    batch_size: int = 32,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     on_batch: BatchCallback | None = None,
 ) -> RawPredictions:
-    """``predict_files`` on a Ray actor pool; same result, same order (see the module doc)."""
-    ray = ensure_ray(address, num_workers)
+    """``predict_files`` on a Ray actor pool; same result, same order (see the module doc).
+
+    Each actor gets the request itself (its model as a path, without the indexed file list:
+    the paths travel in the work items), and joins ``request.ray_address`` if set."""
+    batch_size = request.batch_size
+    images_root = request.images if isinstance(request.images, Path) else Path(request.images.root)
+    actor_request = replace(request.for_transport(), images=images_root, store_path=None, run_name=None)
+    ray = ensure_ray(request.ray_address, num_workers)
     from ray.data import ActorPoolStrategy, DataContext
 
     context = DataContext.get_current()
@@ -117,7 +117,7 @@ def predict_files_on_ray(
         dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // ITEMS_PER_CALL, 10_000)))
         predictions = dataset.map_batches(
             _Predictor,
-            fn_constructor_args=(str(model_path), image_size, preprocess, batch_size),
+            fn_constructor_args=(actor_request,),
             batch_size=ITEMS_PER_CALL,
             batch_format="numpy",
             compute=ActorPoolStrategy(size=num_workers),

@@ -8,6 +8,7 @@ inference runs again.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -15,10 +16,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from .calibration import calibration
-from .diagnostics import RunWarning, check_class_order, check_prediction_collapse
+from .diagnostics import RunWarning, WarningCode, check_class_order, check_prediction_collapse
 from .errors import ClassOrderError
 from .inference import SkippedFile
 from .metrics import Metrics, compute_metrics
+from .model import Head
 from .suspects import suspect_labels_summary
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: ``import gtpred_core`` stays cheap
@@ -28,7 +30,17 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: ``import gtpred_
 FILE_COLUMNS = ("index", "file", "true", "predicted", "confidence")
 
 #: Warning codes that depend on how outputs are named, recomputed by ``Run.relabel``.
-PREDICTION_WARNING_CODES = frozenset({"class-order-mismatch", "prediction-collapse"})
+PREDICTION_WARNING_CODES = frozenset({WarningCode.CLASS_ORDER_MISMATCH, WarningCode.PREDICTION_COLLAPSE})
+
+
+class RunStatus(StrEnum):
+    """Where a run stands (equal to its string, as stored): a run is ``running`` while it is
+    written into the store, then ``complete``, ``cancelled`` (the part done) or ``failed``."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,13 @@ class RunInfo:
     class_order_source: str = "keras"
     preprocess: str = "none"
     batch_size: int = 32
-    head: str = "softmax"  # softmax | logits | sigmoid | sigmoid-logit
+    head: Head | str = Head.SOFTMAX  # a Head; a plain string only if written by a newer gtpred
     input_size: tuple[int, int] = (0, 0)
     channels: int = 3
     rescales_itself: bool | None = None
     folder_classes: tuple[str, ...] = ()
     class_counts: tuple[int, ...] = ()
-    status: str = "complete"  # complete | cancelled
+    status: RunStatus | str = RunStatus.COMPLETE  # likewise
     n_files: int = 0
     seconds: float = 0.0
     created_at: str = ""
@@ -69,6 +81,9 @@ class RunInfo:
         for key in ("input_size", "folder_classes", "class_counts"):
             if key in known:
                 known[key] = tuple(known[key])
+        for key, kind in (("head", Head), ("status", RunStatus)):
+            if known.get(key) in kind._value2member_map_:
+                known[key] = kind(known[key])
         return cls(**known)
 
 

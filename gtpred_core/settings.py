@@ -1,4 +1,8 @@
-"""Server and cache settings, read once from the environment with safe defaults.
+"""Server and cache settings, read from the environment on each call, with safe defaults.
+
+``get_settings()`` reads the environment every time it is called (it is cheap; nothing here
+caches it), so tests and callers see a changed variable at once. What is built from the settings
+may keep them: the app's worker pool keeps the limits it was created with until a restart.
 
 | variable              | meaning                                                  | default              |
 |-----------------------|----------------------------------------------------------|----------------------|

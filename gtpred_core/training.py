@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from .class_order import keras_order, natural_order
-from .errors import GtpredError
+from .errors import GtpredError, SourceShufflesError
 from .evaluation import outputs_to_probabilities
 from .folder import index_image_folder
 from .inference import ProgressCallback
@@ -31,8 +31,6 @@ from .sources.audit import AuditFinding, DataSourceAudit, Evidence, FindingKind
 from .sources.image_folder import ImageFolderSource
 
 
-class SourceShufflesError(GtpredError):
-    """A validation source shuffles, so per-epoch predictions could not be paired with files."""
 
 
 # ----------------------------------------------------------------------------- paired prediction

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from .diagnostics import WarningCode
 from .run import FILE_COLUMNS, Run
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from .store import RunStore
 
-COLLAPSE_CODE = "prediction-collapse"
+COLLAPSE_CODE = WarningCode.PREDICTION_COLLAPSE
 
 
 @dataclass(frozen=True, eq=False)

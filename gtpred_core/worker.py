@@ -6,12 +6,21 @@ a worker that dies or overruns is replaced, and the caller gets a plain ``Worker
 worker is reused for the next request (TensorFlow's import, ~4 s, is paid once per worker).
 
     worker = InferenceWorker(memory_limit_mb=8192, time_limit_s=3600)
-    run = worker.evaluate("model.keras", "val/", class_order="natural", progress=print)
+    result = worker.evaluate(EvaluationRequest("model.keras", "val/", class_order="natural"), progress=print)
+    result.run, result.run_id
+
+What crosses the pipe is typed, both ways: ``Evaluate`` / ``Describe`` / ``Stop`` in;
+``Progress``, then ``Result`` / ``Described`` or ``Failure`` out. A ``GtpredError`` raised in
+the worker arrives in the caller as the same class with the same fields (a ``ClassOrderError``
+keeps ``missing_in_folder``); anything else is logged in the worker with its traceback and
+arrives as an ``UnexpectedWorkerError`` naming the log line's reference.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,15 +29,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from .errors import GtpredError
+from .errors import GtpredError, StoreError, UnexpectedWorkerError, WorkerError
 from .inference import ProgressCallback
+from .model import Head
+from .request import EvaluationRequest
 from .run import Run
 
-
-class WorkerError(GtpredError):
-    """The worker process died, ran out of memory, or ran past its time limit."""
+log = logging.getLogger("gtpred.worker")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class ModelFacts:
     output_width: int
     activation: str | None
     rescales_itself: bool | None
+    head: Head | None = None  # decided from the graph; None when it cannot tell (see model.py)
 
     @property
     def name(self) -> str:
@@ -52,15 +62,108 @@ def describe_model(model: Any) -> ModelFacts:
     return ModelFacts(
         path=model.path, kind=model.kind, input_size=model.input_size, channels=model.channels,
         output_width=model.output_width, activation=model.activation, rescales_itself=model.rescales_itself,
+        head=model.head,
     )
+
+
+# ----- the messages: pickled dataclasses, one per kind ---------------------------------------------
+@dataclass(frozen=True)
+class Evaluate:
+    """Caller -> worker: run this evaluation."""
+
+    request: EvaluationRequest
+
+
+@dataclass(frozen=True)
+class Describe:
+    """Caller -> worker: load this model (kept warm) and say what it is."""
+
+    model: Path
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Caller -> worker: end the loop."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Worker -> caller, after each batch."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """Worker -> caller: the finished (or cancelled) run, and where it was stored or why not."""
+
+    run: Run
+    run_id: int | None = None
+    store_error: GtpredError | None = None
+
+
+@dataclass(frozen=True)
+class Described:
+    """Worker -> caller: what the model says of itself."""
+
+    facts: ModelFacts
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Worker -> caller: the request failed; ``error`` keeps its class and fields.
+
+    ``worker_exits``: the worker ends after this reply (it ran out of memory, so its state is
+    not to be trusted); the caller waits for that and starts a fresh one for the next request.
+    """
+
+    error: GtpredError
+    worker_exits: bool = False
+
+
+Reply = Progress | Result | Described | Failure
+
+
+def _log_unexpected(err: BaseException, what: str) -> UnexpectedWorkerError:
+    """Log ``err`` with its traceback under a fresh reference; the caller gets the reference."""
+    ref = f"worker-{os.getpid()}-{secrets.token_hex(4)}"
+    log.error("unexpected error [%s] while %s", ref, what, exc_info=err)
+    return UnexpectedWorkerError(type(err).__name__, ref)
+
+
+def _memory_error(memory_limit_mb: int | None) -> WorkerError:
+    limit = f" (limit {memory_limit_mb} MB)" if memory_limit_mb else ""
+    return WorkerError(
+        f"The model needed more memory than the evaluation may use{limit}.",
+        "Use a smaller batch size, or ask the server's admin for a higher GTPRED_WORKER_MEMORY_MB.",
+        limit=f"{memory_limit_mb} MB" if memory_limit_mb else None,
+    )
+
+
+def _as_failure(err: Exception, what: str, memory_limit_mb: int | None) -> Failure:
+    if isinstance(err, GtpredError):
+        return Failure(err)
+    if isinstance(err, MemoryError) or type(err).__name__ == "ResourceExhaustedError":
+        return Failure(_memory_error(memory_limit_mb), worker_exits=True)
+    return Failure(_log_unexpected(err, what))
+
+
+def _store_error(err: BaseException | None, store_path: Path | None) -> GtpredError | None:
+    if err is None or isinstance(err, GtpredError):
+        return err
+    return StoreError(f"The run could not be stored: {err}.", "Check the run store's file and disk.", store_path)
 
 
 def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0) -> None:
     """The worker loop (``python -m gtpred_core.worker FD LIMIT``): one request at a time."""
-    import signal
     from multiprocessing.connection import Connection
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO,
+        format="%(asctime)s gtpred-worker[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
     if memory_limit_mb:
         import resource
 
@@ -69,79 +172,72 @@ def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0)
     cancel = threading.Event()
     signal.signal(signal.SIGUSR1, lambda *_: cancel.set())  # the caller's Cancel button
     connection = Connection(fd)
-    from .evaluation import evaluate_folder
+    from .evaluation import evaluate
     from .model import load_model
 
     models: dict[tuple, Any] = {}  # the warm worker keeps models, keyed by file identity
 
-    def cached_model(path: str) -> Any:
-        if not os.path.isfile(path):
+    def cached_model(path: Path) -> Any:
+        if not path.is_file():
             return load_model(path)  # a SavedModel folder, or a missing file (load_model explains)
-        stat = os.stat(path)
+        stat = path.stat()
         key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
         if key not in models:
             models.clear()
             models[key] = load_model(path)
         return models[key]
 
+    def handle(message: Evaluate | Describe) -> Result | Described:
+        if isinstance(message, Describe):
+            return Described(describe_model(cached_model(message.model)))
+        request = message.request
+        cancel.clear()
+        sink = request.open_sink()  # a guarded writer: a failing store never fails the run
+        run = evaluate(
+            request.with_model(cached_model(request.model_path)),
+            progress=lambda done, total: connection.send(Progress(done, total)),
+            cancel=cancel,
+            sink=sink,
+        )
+        if sink is None:
+            return Result(run)
+        return Result(run, sink.run_id, _store_error(sink.error, request.store_path))
+
     while True:
         try:
             if not connection.poll(idle_timeout_s):
                 return  # nobody has asked for a while (an abandoned session): free the memory
-            request = connection.recv()
+            message = connection.recv()
         except EOFError:
             return
-        if request is None:
+        if isinstance(message, Stop) or message is None:
             return
-        if request.get("describe"):
-            try:
-                model = cached_model(request["describe"])
-                connection.send(("result", describe_model(model), None, None))
-            except GtpredError as err:
-                connection.send(("error", type(err).__name__, err.message, err.fix, err.path))
-            except Exception as err:  # noqa: BLE001 - reported to the caller, who logs it
-                connection.send(("error", "unexpected", f"{type(err).__name__}: {err}", "", None))
-            continue
-        cancel.clear()
-        options = dict(request["options"])
-        db, name = options.pop("store_path", None), options.pop("run_name", None)
+        what = f"evaluating {message.request.model_path}" if isinstance(message, Evaluate) else f"describing {message.model}"
         try:
-            sink = None
-            if db:
-                from .store import GuardedWriter
-
-                sink = GuardedWriter.into(db, name)  # a failing store never fails the run
-            run = evaluate_folder(
-                cached_model(request["model"]),
-                request["images"],
-                progress=lambda done, total: connection.send(("progress", done, total)),
-                cancel=cancel,
-                sink=sink,
-                **options,
-            )
-            store_error = str(sink.error) if sink is not None and sink.error is not None else None
-            connection.send(("result", run, getattr(sink, "run_id", None), store_error))
-        except GtpredError as err:
-            connection.send(("error", type(err).__name__, err.message, err.fix, err.path))
-        except Exception as err:  # noqa: BLE001 - reported to the caller, who logs it
-            if isinstance(err, MemoryError) or type(err).__name__ == "ResourceExhaustedError":
-                limit = f" (limit {memory_limit_mb} MB)" if memory_limit_mb else ""
-                connection.send(("error", "MemoryError", f"The model needed more memory than the evaluation may use{limit}.", "Use a smaller batch size, or ask the server's admin for a higher GTPRED_WORKER_MEMORY_MB.", None))
-            else:
-                connection.send(("error", "unexpected", f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}", "", None))
+            reply: Reply = handle(message)
+        except Exception as err:  # noqa: BLE001 - every failure goes back typed; bugs are logged here
+            reply = _as_failure(err, what, memory_limit_mb)
+        connection.send(reply)
+        if isinstance(reply, Failure) and reply.worker_exits:
+            return
 
 
 class InferenceWorker:
-    """One worker process, started on first use and reused while it lives. Thread-safe."""
+    """One worker process, started on first use and reused while it lives. Thread-safe.
 
-    def __init__(self, memory_limit_mb: int | None = 8192, time_limit_s: float | None = 3600) -> None:
+    ``log_file``: where the worker's log (and tracebacks of unexpected errors) go; by default
+    the caller's stderr, i.e. the server's log.
+    """
+
+    def __init__(
+        self, memory_limit_mb: int | None = 8192, time_limit_s: float | None = 3600, log_file: str | Path | None = None
+    ) -> None:
         self.memory_limit_mb = memory_limit_mb
         self.time_limit_s = time_limit_s
+        self.log_file = Path(log_file) if log_file is not None else None
         self._process: subprocess.Popen | None = None
         self._connection: Any = None
         self._lock = threading.Lock()
-        self.last_run_id: int | None = None
-        self.last_store_error: str | None = None  # why the last run could not be stored, if so
 
     @property
     def alive(self) -> bool:
@@ -151,6 +247,11 @@ class InferenceWorker:
     def busy(self) -> bool:
         """True while a request is being served."""
         return self._lock.locked()
+
+    @property
+    def pid(self) -> int | None:
+        """The live worker's process id (None before it starts or after it ends)."""
+        return self._process.pid if self.alive and self._process is not None else None
 
     def start(self) -> None:
         """Start the worker now (its TensorFlow import then overlaps whatever comes next)."""
@@ -163,11 +264,17 @@ class InferenceWorker:
         from multiprocessing.connection import Connection
 
         ours, theirs = socket.socketpair()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "gtpred_core.worker", str(theirs.fileno()), str(self.memory_limit_mb or 0)],
-            pass_fds=(theirs.fileno(),),
-            cwd=str(Path(__file__).resolve().parents[1]),
-        )
+        log_stream: IO[bytes] | None = self.log_file.open("ab") if self.log_file is not None else None
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "gtpred_core.worker", str(theirs.fileno()), str(self.memory_limit_mb or 0)],
+                pass_fds=(theirs.fileno(),),
+                cwd=str(Path(__file__).resolve().parents[1]),
+                stderr=log_stream,
+            )
+        finally:
+            if log_stream is not None:
+                log_stream.close()  # the child has its own copy
         theirs.close()
         self._connection = Connection(ours.detach())
 
@@ -176,7 +283,7 @@ class InferenceWorker:
         if self._process is None:
             return
         try:
-            self._connection.send(None)
+            self._connection.send(Stop())
             self._process.wait(timeout=5)
         except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
             self._process.kill()
@@ -185,43 +292,49 @@ class InferenceWorker:
 
     def evaluate(
         self,
-        model: str | Path,
-        images: str | Path,
+        request: EvaluationRequest,
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-        store_path: str | Path | None = None,
-        run_name: str | None = None,
-        **options: Any,
-    ) -> Run:
-        """``evaluate_folder`` in the worker; same arguments (paths, not loaded objects).
-
-        With ``store_path``, the worker streams the run into that store (``self.last_run_id``;
-        a store failure never fails the run: ``self.last_store_error`` says why it was not saved).
-        """
-        with self._lock:
-            if not self.alive:
-                self._start()
-            started = time.monotonic()
-            self._connection.send(
-                {
-                    "model": str(getattr(model, "path", model)),
-                    "images": str(images) if isinstance(images, (str, Path)) else images,  # or an ImageFolder
-                    "options": {**options, "store_path": str(store_path) if store_path else None, "run_name": run_name},
-                }
-            )
-            return self._wait(started, progress, cancel)
+    ) -> Result:
+        """``evaluate(request)`` in the worker: the run, and where it was stored (with
+        ``request.store_path``; a store failure never fails the run: ``store_error`` says why)."""
+        reply = self._ask(Evaluate(request.for_transport()), progress, cancel)
+        assert isinstance(reply, Result)
+        return reply
 
     def describe(self, model: str | Path) -> ModelFacts:
         """Load ``model`` in the worker (kept warm for the run) and return what it reads from it."""
+        reply = self._ask(Describe(Path(model)), None, None)
+        assert isinstance(reply, Described)
+        return reply.facts
+
+    def _ask(self, message: Evaluate | Describe, progress: ProgressCallback | None, cancel: threading.Event | None) -> Reply:
         with self._lock:
             if not self.alive:
                 self._start()
-            self._connection.send({"describe": str(model)})
-            return self._wait(time.monotonic(), None, None)
+            self._connection.send(message)
+            reply = self._wait(time.monotonic(), progress, cancel)
+            if isinstance(reply, Failure) and reply.worker_exits:
+                self._reap()
+        if isinstance(reply, Failure):
+            raise reply.error
+        return reply
 
-    def _wait(self, started: float, progress: ProgressCallback | None, cancel: threading.Event | None) -> Any:
+    def _reap(self) -> None:
+        """Wait for a worker that said it ends (by force if it does not), so the next request
+        starts a fresh one instead of writing to a closing pipe."""
+        assert self._process is not None
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def _wait(self, started: float, progress: ProgressCallback | None, cancel: threading.Event | None) -> Reply:
         """Relay progress and cancel until the worker answers; a dead or late worker is replaced."""
+        assert self._process is not None
         cancel_sent = False
         while True:
             if cancel is not None and cancel.is_set() and not cancel_sent:
@@ -234,34 +347,31 @@ class InferenceWorker:
                 raise WorkerError(
                     f"The evaluation ran past its time limit of {self.time_limit_s:.0f} s and was stopped.",
                     "Evaluate fewer images at once, or ask the server's admin for a higher GTPRED_WORKER_TIME_LIMIT_S.",
+                    limit=f"{self.time_limit_s:g} s",
                 )
             if not self._connection.poll(0.1):
                 if self._process.poll() is not None:
                     raise self._died()
                 continue
             try:
-                message = self._connection.recv()
+                reply = self._connection.recv()
             except (EOFError, ConnectionResetError):
                 raise self._died() from None
-            if message[0] == "progress" and progress is not None:
-                progress(message[1], message[2])
-            elif message[0] == "result":
-                self.last_run_id, self.last_store_error = message[2], message[3]
-                return message[1]
-            elif message[0] == "error":
-                _, kind, text, fix, path = message
-                if kind == "unexpected":
-                    raise RuntimeError(text)
-                raise (WorkerError if kind == "MemoryError" else GtpredError)(text, fix, path)
+            if isinstance(reply, Progress):
+                if progress is not None:
+                    progress(reply.done, reply.total)
+                continue
+            return reply
 
     def _died(self) -> WorkerError:
-        code = self._process.wait(timeout=5)
+        code = self._process.wait(timeout=5) if self._process is not None else None
         self._process = None
         memory = f" or ran out of its {self.memory_limit_mb} MB memory limit" if self.memory_limit_mb else ""
         return WorkerError(
             f"The evaluation process stopped unexpectedly (exit code {code}): the model crashed{memory}.",
             "Check the model file; if it is very large, ask the server's admin for a higher GTPRED_WORKER_MEMORY_MB. "
             "Nothing else was affected.",
+            limit=f"{self.memory_limit_mb} MB" if self.memory_limit_mb else None,
         )
 
 

@@ -1,19 +1,26 @@
-"""Isolated inference: the worker gives the in-process results; crashes, memory and time stop there."""
+"""Isolated inference: the worker gives the in-process results; crashes, memory and time stop there;
+errors come back as their own class with their fields; bugs are logged there with a reference."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
 
-from gtpred_core import GtpredError, evaluate_folder, predictions_csv
+from gtpred_core import ClassOrderError, EvaluationRequest, GtpredError, ImageFolder, ModelError, evaluate_folder, predictions_csv
 from gtpred_core.store import RunStore
-from gtpred_core.worker import InferenceWorker, WorkerError
+from gtpred_core.worker import InferenceWorker, UnexpectedWorkerError, WorkerError
 
 
 @pytest.fixture(scope="module")
-def worker():
-    w = InferenceWorker(memory_limit_mb=6144, time_limit_s=300)
+def log_file(tmp_path_factory):
+    return tmp_path_factory.mktemp("worker-log") / "worker.log"
+
+
+@pytest.fixture(scope="module")
+def worker(log_file):
+    w = InferenceWorker(memory_limit_mb=6144, time_limit_s=300, log_file=log_file)
     yield w
     w.stop()
 
@@ -21,26 +28,60 @@ def worker():
 def test_the_worker_gives_the_in_process_results_and_stays_warm(worker, softmax_model, digits_dir, tmp_path):
     local = evaluate_folder(softmax_model, digits_dir, class_order="natural")
     db = tmp_path / "runs.db"
-    remote = worker.evaluate(softmax_model, digits_dir, class_order="natural", store_path=db, run_name="via worker")
-    assert predictions_csv(remote) == predictions_csv(local)
-    assert RunStore(db).load(worker.last_run_id).paths == local.paths
-    pid = worker._process.pid
-    worker.evaluate(softmax_model, digits_dir)
-    assert worker._process.pid == pid  # reused, not restarted
+    result = worker.evaluate(EvaluationRequest(softmax_model, digits_dir, class_order="natural", store_path=db, run_name="via worker"))
+    assert predictions_csv(result.run) == predictions_csv(local)
+    assert result.store_error is None and RunStore(db).load(result.run_id).paths == local.paths
+    assert RunStore(db).get(result.run_id).name == "via worker"
+    pid = worker.pid
+    again = worker.evaluate(EvaluationRequest(softmax_model, digits_dir))
+    assert worker.pid == pid  # reused, not restarted
+    assert again.run_id is None  # no store asked for, none written
 
 
-def test_a_user_error_comes_back_as_a_message_and_the_worker_goes_on(worker, softmax_model, digits_dir, tmp_path):
-    with pytest.raises(GtpredError, match="Model not found"):
-        worker.evaluate(tmp_path / "missing.keras", digits_dir)
-    assert worker.evaluate(softmax_model, digits_dir).n_images == 300
+def test_a_user_error_comes_back_as_its_own_class_with_its_fields(worker, softmax_model, digits_dir, tmp_path):
+    with pytest.raises(ModelError, match="Model not found") as missing:
+        worker.evaluate(EvaluationRequest(tmp_path / "missing.keras", digits_dir))
+    assert missing.value.path == str(tmp_path / "missing.keras")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join([f"Class_{i}" for i in range(1, 10)] + ["Class_99"]) + "\n")
+    with pytest.raises(ClassOrderError, match="Class_99") as order:
+        worker.evaluate(EvaluationRequest(softmax_model, digits_dir, class_order=labels))
+    assert order.value.missing_in_folder == ("Class_99",)
+    assert order.value.missing_in_order == ("Class_10",)
+    assert order.value.path == str(labels)
+    assert worker.evaluate(EvaluationRequest(softmax_model, digits_dir)).run.n_images == 300  # it goes on
+
+
+def test_an_unexpected_error_is_logged_in_the_worker_and_arrives_as_a_plain_message_with_its_reference(
+    worker, log_file, softmax_model, digits_dir
+):
+    # An indexed folder whose labels point past its classes: a broken object, not a user mistake.
+    broken = ImageFolder(root=digits_dir, class_names=("Class_1",), files=("Class_1/img_0001.png",), labels=(7,), ignored=())
+    with pytest.raises(UnexpectedWorkerError) as caught:
+        worker.evaluate(EvaluationRequest(softmax_model, broken))
+    err = caught.value
+    assert err.error_type == "IndexError" and re.fullmatch(r"worker-\d+-[0-9a-f]{8}", err.log_ref)
+    assert str(err).startswith("The evaluation stopped on an unexpected error (IndexError); it was logged on the server as worker-")
+    assert "Traceback" not in str(err) and str(digits_dir) not in str(err)
+    logged = log_file.read_text()
+    line = next(line for line in logged.splitlines() if err.log_ref in line)
+    assert "ERROR" in line and "unexpected error" in line
+    assert "Traceback (most recent call last)" in logged.split(err.log_ref, 1)[1]
+    assert worker.evaluate(EvaluationRequest(softmax_model, digits_dir)).run.n_images == 300
+
+
+def test_a_request_is_checked_before_it_reaches_the_worker(softmax_model, digits_dir):
+    with pytest.raises(GtpredError, match=r"batch size must be a whole number of at least 1, got 0"):
+        EvaluationRequest(softmax_model, digits_dir, batch_size=0)
+    with pytest.raises(ModelError, match=r"Unknown head choice 'probability'. Choose one of: auto, logit."):
+        EvaluationRequest(softmax_model, digits_dir, head="probability")
 
 
 def test_cancel_reaches_the_worker_and_keeps_the_part_done(worker, softmax_model, digits_dir):
     cancel = threading.Event()
-    run = worker.evaluate(
-        softmax_model, digits_dir, batch_size=16, cancel=cancel, progress=lambda done, total: cancel.set() if done >= 32 else None
-    )
-    assert run.info.status == "cancelled" and 32 <= run.n_images < 300
+    request = EvaluationRequest(softmax_model, digits_dir, batch_size=16)
+    result = worker.evaluate(request, cancel=cancel, progress=lambda done, total: cancel.set() if done >= 32 else None)
+    assert result.run.info.status == "cancelled" and 32 <= result.run.n_images < 300
 
 
 def test_a_model_that_allocates_past_the_limit_is_stopped_and_the_next_request_is_answered(softmax_model, digits_dir, tmp_path):
@@ -54,9 +95,11 @@ def test_a_model_that_allocates_past_the_limit_is_stopped_and_the_next_request_i
     earlier = store.save(evaluate_folder(softmax_model, digits_dir), name="earlier")
     worker = InferenceWorker(memory_limit_mb=4096, time_limit_s=300)
     try:
-        with pytest.raises(WorkerError, match="more memory than the evaluation may use"):
-            worker.evaluate(tmp_path / "hog.keras", digits_dir, store_path=db)
-        assert worker.evaluate(softmax_model, digits_dir).n_images == 300
+        with pytest.raises(WorkerError, match="more memory than the evaluation may use") as caught:
+            worker.evaluate(EvaluationRequest(tmp_path / "hog.keras", digits_dir, store_path=db))
+        assert caught.value.limit == "4096 MB"
+        assert worker.pid is None  # a worker that ran out of memory is not trusted again: it ended
+        assert worker.evaluate(EvaluationRequest(softmax_model, digits_dir)).run.n_images == 300
     finally:
         worker.stop()
     assert store.integrity_ok() and store.load(earlier).n_images == 300
@@ -65,37 +108,44 @@ def test_a_model_that_allocates_past_the_limit_is_stopped_and_the_next_request_i
 
 def test_a_worker_that_dies_mid_run_is_reported_and_replaced(softmax_model, digits_dir):
     worker = InferenceWorker(time_limit_s=300)
+    request = EvaluationRequest(softmax_model, digits_dir, batch_size=1)
+    killed = threading.Event()
+
+    def kill_after_the_first_batch(done: int, total: int) -> None:
+        if not killed.is_set():  # the worker is mid-run: it has just sent its first progress
+            killed.set()
+            worker._process.kill()
+
     try:
-        worker.evaluate(softmax_model, digits_dir)  # warm
-        killer = threading.Timer(0.2, lambda: worker._process.kill())
-        killer.start()
         with pytest.raises(WorkerError, match="stopped unexpectedly"):
-            worker.evaluate(softmax_model, digits_dir, batch_size=1)
-        assert worker.evaluate(softmax_model, digits_dir).n_images == 300  # a new worker answers
+            worker.evaluate(request, progress=kill_after_the_first_batch)
+        assert killed.is_set()
+        assert worker.evaluate(EvaluationRequest(softmax_model, digits_dir)).run.n_images == 300  # a new worker answers
     finally:
         worker.stop()
 
 
 def test_a_run_past_the_time_limit_is_stopped(softmax_model, digits_dir):
-    worker = InferenceWorker(time_limit_s=0.5)
+    worker = InferenceWorker(time_limit_s=0.5)  # less than the worker's own TensorFlow import
     try:
-        with pytest.raises(WorkerError, match="ran past its time limit"):
-            worker.evaluate(softmax_model, digits_dir)
+        with pytest.raises(WorkerError, match="ran past its time limit") as caught:
+            worker.evaluate(EvaluationRequest(softmax_model, digits_dir))
+        assert caught.value.limit == "0.5 s"
     finally:
         worker.stop()
 
 
 def test_describe_reads_the_model_in_the_worker_and_the_store_failing_never_fails_the_run(worker, softmax_model, digits_dir, tmp_path):
     facts = worker.describe(softmax_model)
-    assert (facts.input_size, facts.channels, facts.output_width, facts.rescales_itself) == ((16, 16), 3, 10, True)
+    assert (facts.input_size, facts.channels, facts.output_width, facts.rescales_itself, facts.head) == ((16, 16), 3, 10, True, "softmax")
     (tmp_path / "weights.pt").write_bytes(b"torch weights")
-    with pytest.raises(GtpredError, match="weights.pt is not a model format"):
+    with pytest.raises(ModelError, match="weights.pt is not a model format"):
         worker.describe(tmp_path / "weights.pt")
     not_a_db = tmp_path / "not-a-db.sqlite3"
     not_a_db.write_bytes(b"this is not SQLite" * 100)
-    run = worker.evaluate(softmax_model, digits_dir, store_path=not_a_db)
-    assert run.n_images == 300 and worker.last_run_id is None
-    assert "cannot be opened" in worker.last_store_error
+    result = worker.evaluate(EvaluationRequest(softmax_model, digits_dir, store_path=not_a_db))
+    assert result.run.n_images == 300 and result.run_id is None
+    assert isinstance(result.store_error, GtpredError) and "cannot be opened" in str(result.store_error)
 
 
 def test_the_pool_keeps_one_worker_per_key_and_stops_the_least_recently_used_idle_ones():

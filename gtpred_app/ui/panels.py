@@ -10,21 +10,22 @@ import pandas as pd
 import streamlit as st
 
 from gtpred_core import GtpredError, Run, predictions_csv, summary_json
+from gtpred_core.diagnostics import WarningCode
 
 from . import charts, links, state
 from .images import enlarged_image
 
 #: A short headline per warning code; the core's message follows it.
 WARNING_TITLES = {
-    "class-order-mismatch": "The class order looks wrong",
-    "prediction-collapse": "The model predicts nearly one class for everything",
-    "logits-output": "The model outputs logits",
-    "empty-class": "A class folder is empty",
-    "skipped-files": "Some images could not be read",
-    "ignored-files": "Some files are not images",
-    "cancelled": "The run was cancelled",
+    WarningCode.CLASS_ORDER_MISMATCH: "The class order looks wrong",
+    WarningCode.PREDICTION_COLLAPSE: "The model predicts nearly one class for everything",
+    WarningCode.LOGITS_OUTPUT: "The model outputs logits",
+    WarningCode.EMPTY_CLASS: "A class folder is empty",
+    WarningCode.SKIPPED_FILES: "Some images could not be read",
+    WarningCode.IGNORED_FILES: "Some files are not images",
+    WarningCode.CANCELLED: "The run was cancelled",
 }
-_INFO_CODES = {"logits-output", "ignored-files"}
+_INFO_CODES = {WarningCode.LOGITS_OUTPUT, WarningCode.IGNORED_FILES}
 
 
 def run_caption(run: Run) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import streamlit as st
 
 from gtpred_core import ClassOrder, GtpredError, ImageFolder, Run, index_image_folder
+from gtpred_core.request import EvaluationRequest
 from gtpred_core.worker import InferenceWorker, ModelFacts, WorkerPool
 from gtpred_core.settings import get_settings
 
@@ -288,33 +289,34 @@ def start_evaluation(
     label: str,
     origin: str = "",
     backend: str = "local",
+    head: str = "auto",
 ) -> EvaluationJob:
     """Start evaluating in the session's worker process; the Evaluate page polls the job.
 
-    The worker saves the run in the run store as it goes (a cancelled run with the part done); a
-    store failure is kept on the job and shown, never losing the run itself.
+    The page's choices become one ``EvaluationRequest`` (checked here, before the worker sees
+    it). The worker saves the run in the run store as it goes (a cancelled run with the part
+    done); a store failure is kept on the job and shown, never losing the run itself.
     """
     source = order if isinstance(order, str) else order.source
+    request = EvaluationRequest(
+        model=Path(model.path),
+        images=folder,
+        class_order=order,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        head=head,
+        backend=backend,
+        ray_address=get_settings().ray_address,
+        store_path=Path(store.store_path()),
+        run_name=f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order",
+    )
     worker = session_worker()
     saved = SavedAs()
 
     def evaluate(progress, cancel) -> Run:
-        run = worker.evaluate(
-            model.path,
-            folder,
-            class_order=order,
-            preprocess=preprocess,
-            batch_size=batch_size,
-            backend=backend,
-            ray_address=get_settings().ray_address,
-            progress=progress,
-            cancel=cancel,
-            store_path=store.store_path(),
-            run_name=f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order",
-        )
-        saved.run_id = worker.last_run_id
-        saved.error = GtpredError(worker.last_store_error) if worker.last_store_error else None
-        return run
+        result = worker.evaluate(request, progress=progress, cancel=cancel)
+        saved.run_id, saved.error = result.run_id, result.store_error
+        return result.run
 
     job = start_job(label, len(folder.files), evaluate, origin=origin)
     job.sink = saved

@@ -13,6 +13,7 @@ import logging
 import streamlit as st
 
 from gtpred_core import Run
+from gtpred_core.run import RunStatus
 from gtpred_core.compare import RunComparison, compare_runs
 from gtpred_core.errors import StoreError
 from gtpred_core.store import RunStore, StoredRun, default_db_path
@@ -68,7 +69,7 @@ def training_history(training_id: int) -> TrainingHistory:
 
 def openable(row: StoredRun) -> bool:
     """A run still being written, or one that failed before its summary, cannot be opened."""
-    return row.status in ("complete", "cancelled")
+    return row.status in (RunStatus.COMPLETE, RunStatus.CANCELLED)
 
 
 def store_path() -> str:

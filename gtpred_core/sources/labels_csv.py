@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..class_order import keras_order
-from ..errors import FolderError
+from ..errors import FolderError, LabelsCsvError
 from ..folder import OUTSIDE_ROOT, ImageFolder, _is_hidden, is_image_file, is_inside, read_refusal, refusal
 
 #: Column names taken for the file and the label, first match wins (compared case-insensitively).
@@ -37,14 +37,6 @@ LABEL_COLUMNS: tuple[str, ...] = ("class", "label")
 MAX_CSV_BYTES = 256 * 2**20
 
 _WHOLE_NUMBER = re.compile(r"\d+")
-
-
-class LabelsCsvError(FolderError):
-    """A labels CSV cannot be used: unreadable, no file or label column, or no rows."""
-
-    def __init__(self, message: str, fix: str = "", path: str | Path | None = None, columns: tuple[str, ...] = ()) -> None:
-        self.columns = columns
-        super().__init__(message, fix, path)
 
 
 @dataclass(frozen=True)

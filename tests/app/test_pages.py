@@ -245,7 +245,7 @@ def test_bad_uploads_show_a_message_with_the_fix_never_a_traceback():
     at.file_uploader(key="images_zip").upload("val.zip", _zip({"../evil.png": b"x"}), "application/zip").run()
     no_exceptions(at)
     errors = [e.value for e in at.error]
-    assert any("broken.keras could not be loaded" in e and "How to fix it" in e for e in errors), errors
+    assert any("broken.keras is not a Keras model file (it is a text file)" in e and "How to fix it" in e for e in errors), errors
     assert any("'..'" in e and "How to fix it" in e for e in errors), errors
     assert at.button(key="run").disabled
 
