@@ -55,11 +55,12 @@ nll.metric("Log loss", f"{numbers.nll:.3f}", help="Mean −ln p(true class): a c
 
 st.header("Reliability diagram")
 st.caption(
-    "Each column is a confidence bin. Blue: the share of its predictions that are right; red: the gap "
-    "to how sure they were (above the dashed diagonal: under-confident, below: over-confident); the "
-    "number is its images. Click a bin to list its images (double-click clears)."
+    "Each column is a confidence bin. Blue: the share of its predictions that are right; the dark tick: "
+    "how sure they were on average, red above a bar where they were surer than right (over-confident). "
+    "On the dashed diagonal a model is exactly as sure as it is right. The number is the bin's images. "
+    "Click a bin to list its images (double-click clears)."
 )
-diagram, listing = st.columns([3, 2], gap="large")
+diagram, listing = st.columns(2, gap="large")
 with diagram:
     event = st.altair_chart(charts.reliability_diagram(numbers.bins), on_select="rerun", key="reliability", width="stretch")
     opened = st.container()
@@ -74,7 +75,7 @@ with listing:
         files = bin_files(run, number, only_wrong=only_wrong)
         st.text(
             f"Confidence {chosen.lower:.0%}–{chosen.upper:.0%}: {chosen.count:,} images, "
-            f"{chosen.accuracy:.0%} right at a mean confidence of {chosen.confidence:.0%}"
+            f"{chosen.accuracy:.1%} right at a mean confidence of {chosen.confidence:.1%}"
             + (f"; {len(files):,} wrong" if only_wrong else "")
         )
         if files.empty:
@@ -89,8 +90,10 @@ with listing:
                 f"bin-files-{number}-{only_wrong}-{page}",
                 ROW_HEIGHT,
                 {
-                    "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
-                    "right": st.column_config.CheckboxColumn("right", help="Whether the predicted class is the true class."),
+                    "true": st.column_config.TextColumn("true", width="small"),
+                    "predicted": st.column_config.TextColumn("predicted", width="small"),
+                    "confidence": st.column_config.NumberColumn("confidence", format="percent", width="small"),
+                    "right": st.column_config.CheckboxColumn("right", width="small", help="Whether the predicted class is the true class."),
                 },
             )
             if clicked:

@@ -70,15 +70,14 @@ with listing:
         f"suspects-{page}",
         ROW_HEIGHT,
         {
-            "file": st.column_config.TextColumn("file", width="medium"),
-            "given": st.column_config.TextColumn("label given", help="The class folder the image is in."),
-            "suggested": st.column_config.TextColumn("suggested", help="The class the model is most sure of."),
-            "p_given": st.column_config.ProgressColumn(
-                "p(given)", format="percent", min_value=0, max_value=1,
+            "given": st.column_config.TextColumn("label given", width="small", help="The class folder the image is in."),
+            "suggested": st.column_config.TextColumn("suggested", width="small", help="The class the model is most sure of."),
+            "p_given": st.column_config.NumberColumn(
+                "p(given)", format="percent", width="small",
                 help="How probable the model finds the label given: the lower, the more suspect.",
             ),
-            "p_suggested": st.column_config.ProgressColumn(
-                "p(suggested)", format="percent", min_value=0, max_value=1,
+            "p_suggested": st.column_config.NumberColumn(
+                "p(suggested)", format="percent", width="small",
                 help="How probable the model finds the suggested label.",
             ),
         },

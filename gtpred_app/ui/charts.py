@@ -211,8 +211,9 @@ def accuracy_with_band(lines: pd.DataFrame, band: pd.DataFrame) -> alt.LayerChar
 
 def reliability_diagram(bins: Sequence[object]) -> alt.LayerChart:
     """Accuracy against confidence per calibration bin (``Calibration.bins``): blue bars are how
-    often the predictions in the bin are right, the red part the gap to how sure they were, the
-    dashed diagonal is perfect calibration, the number on top is the bin's images. Clicking a bin
+    often the predictions in the bin are right, the dark tick how sure they were on average (red
+    above a bar: surer than right), the dashed diagonal is perfect calibration, the number on top
+    is the bin's images. Clicking a bin
     selects it (``[{"bin": i}]``); double-click clears."""
     rows = [
         {
@@ -239,7 +240,10 @@ def reliability_diagram(bins: Sequence[object]) -> alt.LayerChart:
     accuracy = base.mark_rect(color="#1f77b4", stroke="white", strokeWidth=1).encode(
         x=x, x2="upper:Q", y=alt.Y("bottom:Q", title="Share right", scale=y_scale, axis=alt.Axis(format=".0%")), y2="accuracy:Q"
     )
-    gap = base.mark_rect(color=WRONG, opacity=0.45, stroke="white", strokeWidth=1).encode(x=x, x2="upper:Q", y="gap_low:Q", y2="gap_high:Q")
+    # The gap to the mean confidence, drawn under the bars: it shows (red) where the bin is surer
+    # than right; where it is right more often than sure, the confidence tick inside the bar shows it.
+    gap = base.mark_rect(color=WRONG, opacity=0.35, stroke="white", strokeWidth=1).encode(x=x, x2="upper:Q", y="gap_low:Q", y2="gap_high:Q")
+    tick = base.mark_rule(color="#263238", strokeWidth=2).encode(x=x, x2="upper:Q", y=alt.Y("confidence:Q", scale=y_scale))
     counts = base.mark_text(dy=-7, fontSize=10, color="#263238").encode(
         x=alt.X("mid:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("label_y:Q", scale=y_scale), text=alt.Text("count:Q", format=",d")
     ).transform_calculate(mid="(datum.lower + datum.upper) / 2")
@@ -262,4 +266,4 @@ def reliability_diagram(bins: Sequence[object]) -> alt.LayerChart:
             alt.Tooltip("accuracy:Q", title="Share right", format=".1%"),
         ],
     ).add_params(pick)
-    return alt.layer(accuracy, gap, diagonal, counts, columns).properties(height=320)
+    return alt.layer(gap, accuracy, tick, diagonal, counts, columns).properties(height=320)

@@ -265,7 +265,7 @@ def test_calibration_numbers_a_bin_click_lists_its_images_and_a_row_opens_one(st
     at.session_state["reliability"] = {"selection": {BIN: [{"bin": 14}]}}
     at.run()
     no_exceptions(at)
-    assert f"Confidence 93%–100%: {top.count} images, {top.accuracy:.0%} right at a mean confidence of {top.confidence:.0%}" in texts(at)
+    assert f"Confidence 93%–100%: {top.count} images, {top.accuracy:.1%} right at a mean confidence of {top.confidence:.1%}" in texts(at)
     listed = table_with(at, "thumbnail", "right")
     assert list(listed["file"]) == list(bin_files(natural, 14)["file"][:20])
 
