@@ -249,7 +249,7 @@ class RunComparison:
         """Confusion of B minus confusion of A (rows = true, columns = predicted)."""
         return np.asarray(self.metrics_b.confusion_matrix) - np.asarray(self.metrics_a.confusion_matrix)
 
-    def per_class_deltas(self) -> list[dict[str, float | str | int]]:
+    def per_class_deltas(self) -> list[dict[str, Any]]:
         """Per class (A's order): support, recall in A and B, the B − A deltas, and McNemar's
         ``b`` (images of the class only A gets right), ``c`` (only B) and ``p_value``."""
         tests = {t.label: t for t in self.per_class_mcnemar}

@@ -184,23 +184,23 @@ class TrainingHistory:
         file. None when no epoch has an accuracy."""
         from .compare import ComparisonError, compare_runs
 
-        scored = [e for e in self.entries if e.run.accuracy is not None]
+        scored = [(e, float(e.run.accuracy)) for e in self.entries if e.run.accuracy is not None]
         if not scored:
             return None
-        ranked = sorted(scored, key=lambda e: -float(e.run.accuracy))  # stable: earliest first on a tie
-        best = ranked[0]
+        ranked = sorted(scored, key=lambda pair: -pair[1])  # stable: the earliest first on a tie
+        (best, accuracy) = ranked[0]
         if len(ranked) == 1:
-            return BestEpoch(best.epoch, float(best.run.accuracy), alpha=alpha)
-        runner_up = ranked[1]
+            return BestEpoch(best.epoch, accuracy, alpha=alpha)
+        (runner_up, runner_up_accuracy) = ranked[1]
         try:
             comparison = compare_runs(runner_up.run, best.run)
         except ComparisonError as err:
-            return BestEpoch(best.epoch, float(best.run.accuracy), runner_up.epoch, float(runner_up.run.accuracy), alpha=alpha, note=err.message)
+            return BestEpoch(best.epoch, accuracy, runner_up.epoch, runner_up_accuracy, alpha=alpha, note=err.message)
         return BestEpoch(
             best.epoch,
-            float(best.run.accuracy),
+            accuracy,
             runner_up.epoch,
-            float(runner_up.run.accuracy),
+            runner_up_accuracy,
             p_value=comparison.mcnemar.p_value,
             n_common=comparison.n_common,
             alpha=alpha,
