@@ -23,6 +23,8 @@ def main() -> None:
             _page("results", "Results", ":material/insights:"),
             _page("mispredictions", "Mispredictions", ":material/report:"),
             _page("class_mapping", "Class mapping", ":material/swap_vert:"),
+            _page("suspect_labels", "Suspect labels", ":material/label_off:"),
+            _page("calibration", "Calibration", ":material/speed:"),
             _page("history", "History", ":material/history:"),
             _page("compare", "Compare", ":material/compare_arrows:"),
             _page("training", "Training", ":material/monitoring:"),

@@ -17,9 +17,14 @@ changes the arg-max, so accuracy is unchanged.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .run import Run
 
 N_BINS = 15
 #: p_true is clipped here before the log, so a confident miss costs ln(1e12) ≈ 27.6, not infinity.
@@ -181,4 +186,85 @@ def temperature_what_if(probabilities: np.ndarray, y_true: np.ndarray) -> Temper
         ece_before=ece(before),
         ece_after=ece(after),
         accuracy=float(np.mean(before.argmax(axis=1) == y_true[check])),
+    )
+
+
+# ----- what the Calibration screen asks ------------------------------------------------------------
+@dataclass(frozen=True)
+class ClassCalibration:
+    """Calibration of the predictions *of* one class (the images predicted as ``label``): "when
+    the model says this class, is it right as often as it is sure?". ``gap`` = ``confidence`` −
+    ``accuracy`` (positive: over-confident); ``ece`` over those images, in the same 15 bins.
+    Numbers are None when no image is predicted as the class."""
+
+    label: str
+    n_predicted: int
+    confidence: float | None
+    accuracy: float | None
+    gap: float | None
+    ece: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def per_class_calibration(
+    probabilities: np.ndarray, y_true: np.ndarray, class_names: Sequence[str], n_bins: int = N_BINS
+) -> tuple[ClassCalibration, ...]:
+    """``ClassCalibration`` of every class, in the order in use (a class never predicted keeps
+    its row, with no numbers)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    predicted = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, np.int64)
+    confidence = probabilities[np.arange(len(y_true)), predicted] if len(y_true) else np.zeros(0)
+    correct = predicted == y_true
+    rows = []
+    for k, name in enumerate(class_names):
+        mine = predicted == k
+        n = int(mine.sum())
+        if n == 0:
+            rows.append(ClassCalibration(name, 0, None, None, None, None))
+            continue
+        mean_confidence, accuracy = float(confidence[mine].mean()), float(correct[mine].mean())
+        rows.append(
+            ClassCalibration(
+                name, n, mean_confidence, accuracy, mean_confidence - accuracy,
+                expected_calibration_error(confidence[mine], correct[mine], n_bins),
+            )
+        )
+    return tuple(rows)
+
+
+#: Columns of ``bin_files``: a run's file table plus whether the prediction is right.
+BIN_FILE_COLUMNS = ("index", "file", "true", "predicted", "confidence", "right")
+
+
+def bin_files(run: "Run", bin_number: int, only_wrong: bool = False, n_bins: int = N_BINS) -> "pd.DataFrame":
+    """The files whose top-1 confidence falls in bin ``bin_number`` ((i/n, (i+1)/n]) as
+    ``BIN_FILE_COLUMNS``, most confident first; ``only_wrong`` keeps the mistakes (in a high
+    bin: the confident and wrong)."""
+    if not 0 <= bin_number < n_bins:
+        raise ValueError(f"bin_number must be between 0 and {n_bins - 1}, got {bin_number}")
+    members = bin_index(run.confidence, n_bins) == bin_number
+    if only_wrong:
+        members &= ~run.correct
+    table = run.files_table(np.flatnonzero(members))
+    return table.assign(right=(table["true"] == table["predicted"]).astype(bool))[list(BIN_FILE_COLUMNS)]
+
+
+def what_if_sentence(what_if: TemperatureWhatIf) -> str:
+    """The temperature what-if in plain words: what softening (or sharpening) the probabilities
+    would do to the calibration error on images it was not fitted on, and that accuracy stays."""
+    if what_if.ece_before is None or what_if.ece_after is None or what_if.accuracy is None:
+        return "Too few images to try a temperature: it needs two halves of at least one image each."
+    t = what_if.temperature
+    how = f"{'Softening' if t > 1 else 'Sharpening'} the model's probabilities with a temperature T = {t:.2f} (fitted on {what_if.n_fit:,} images)"
+    before, after = 100 * what_if.ece_before, 100 * what_if.ece_after
+    if after < before:
+        effect = f"would bring the calibration error on the other {what_if.n_check:,} images from {before:.1f} to {after:.1f} points."
+    else:
+        effect = f"would not lower the calibration error on the other {what_if.n_check:,} images ({before:.1f} points before, {after:.1f} after)."
+    return (
+        f"{how} {effect} Accuracy stays {what_if.accuracy:.1%}: a temperature never changes which "
+        f"class is predicted. To use it, divide the model's logits by {t:.2f} before the softmax."
     )

@@ -133,6 +133,68 @@ def paired_difference_interval(
     return Interval(max(-1.0, low), min(1.0, high), level, "newcombe")
 
 
+#: A difference is called significant when McNemar's p is below this.
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def p_value_text(p: float) -> str:
+    """``0.14``, ``0.003``, ``< 0.001``: a p-value with as many digits as it deserves."""
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def points_text(value: float) -> str:
+    """A difference of proportions in percentage points, with a true minus sign: ``−0.4``."""
+    text = f"{100 * value:.1f}"
+    return "0.0" if text in ("-0.0", "0.0") else text.replace("-", "\u2212")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Is B's accuracy different from A's by more than chance? ``delta`` = accuracy B − A on the
+    ``n_images`` both runs evaluated, ``ci`` its interval, ``p_value`` McNemar's exact test."""
+
+    delta: float | None
+    ci: Interval | None
+    p_value: float
+    n_images: int
+    alpha: float = SIGNIFICANCE_LEVEL
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < self.alpha
+
+    def headline(self) -> str:
+        """The answer first, no numbers: what a reader who stops here should take away."""
+        if self.delta is None or self.n_images == 0:
+            return "There are no images both runs evaluated, so they cannot be compared."
+        if not self.significant:
+            return "The two runs cannot be told apart on these images: the difference could be chance."
+        better = "more" if self.delta > 0 else "less"
+        return f"Run B is {better} accurate than run A, by more than chance would explain."
+
+    def sentence(self, emphasis: str = "") -> str:
+        """``B is 1.2 points better (95% CI −0.4 to 2.8); McNemar p = 0.14: not a significant
+        difference on these 797 images.`` The word "not" is wrapped in ``emphasis`` (``"**"``
+        for Markdown)."""
+        if self.delta is None:
+            return self.headline()
+        size = points_text(abs(self.delta))
+        if size == "0.0":
+            lead = "B and A are equally accurate"
+        else:
+            lead = f"B is {size} points {'better' if self.delta > 0 else 'worse'}"
+        ci = f" ({round(100 * self.ci.level)}% CI {points_text(self.ci.low)} to {points_text(self.ci.high)})" if self.ci else ""
+        p = p_value_text(self.p_value)
+        p = f"p {p}" if p.startswith("<") else f"p = {p}"
+        if self.significant:
+            finding = f"a significant difference (at the {self.alpha:g} level)"
+        else:
+            finding = f"{emphasis}not{emphasis} a significant difference"
+        return f"{lead}{ci}; McNemar {p}: {finding} on these {self.n_images:,} images."
+
+
 @dataclass(frozen=True)
 class RunComparison:
     """B against A on the files both evaluated; every delta is B minus A."""
@@ -183,9 +245,13 @@ class RunComparison:
         """Confusion of B minus confusion of A (rows = true, columns = predicted)."""
         return np.asarray(self.metrics_b.confusion_matrix) - np.asarray(self.metrics_a.confusion_matrix)
 
-    def per_class_deltas(self) -> list[dict[str, float | str | int]]:
+    def per_class_deltas(self) -> list[dict[str, Any]]:
+        """Per class (A's order): support, recall in A and B, the B − A deltas, and McNemar's
+        ``b`` (images of the class only A gets right), ``c`` (only B) and ``p_value``."""
+        tests = {t.label: t for t in self.per_class_mcnemar}
         rows = []
         for a, b in zip(self.metrics_a.per_class, self.metrics_b.per_class):
+            test = tests.get(a.label)
             rows.append(
                 {
                     "label": a.label,
@@ -195,9 +261,16 @@ class RunComparison:
                     "recall_delta": b.recall - a.recall,
                     "precision_delta": b.precision - a.precision,
                     "f1_delta": b.f1 - a.f1,
+                    "b": test.b if test else 0,
+                    "c": test.c if test else 0,
+                    "p_value": test.p_value if test else 1.0,
                 }
             )
         return rows
+
+    def verdict(self, alpha: float = SIGNIFICANCE_LEVEL) -> "Verdict":
+        """Whether B differs from A by more than chance, in words a non-programmer reads."""
+        return Verdict(self.accuracy_delta, self.delta_ci, self.mcnemar.p_value, self.n_common, alpha)
 
     def flips_in(self, direction: str) -> list[Flip]:
         return [f for f in self.flips if f.direction == direction]

@@ -53,6 +53,24 @@ def predictions_csv(run: Run) -> str:
     return csv_text([*PREDICTION_COLUMNS, *(probability_column(c) for c in names)], rows())
 
 
+#: Columns of ``suspects_csv``: one row per suspect label, to review and relabel.
+SUSPECT_CSV_COLUMNS = ("path", "given_label", "suggested_label", "p_given", "p_suggested")
+
+
+def suspects_csv(run: Run) -> str:
+    """The run's suspect labels, most suspect first, as a spreadsheet-safe CSV for relabelling:
+    the file, the folder's label, the model's suggestion and the probability of each. Only a
+    header when there are none (or when they wait for the right class order)."""
+    from .suspects import suspect_table
+
+    table, _ = suspect_table(run)
+    rows = (
+        [r.file, r.given, r.suggested, f"{r.p_given:.6g}", f"{r.p_suggested:.6g}"]
+        for r in table.itertuples(index=False)
+    )
+    return csv_text(SUSPECT_CSV_COLUMNS, rows)
+
+
 def summary_json(run: Run) -> str:
     return json.dumps(run.summary(), indent=2, ensure_ascii=False)
 

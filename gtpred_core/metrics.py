@@ -220,3 +220,29 @@ def compute_metrics(
 
 def _as_tuples(matrix: np.ndarray) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(v) for v in row) for row in matrix)
+
+
+# ----- intervals as people read them ----------------------------------------------------------------
+def interval_text(ci: Interval | None, digits: int = 1) -> str:
+    """``90.2–94.0%``: an interval of a proportion in percent; "" without one."""
+    if ci is None:
+        return ""
+    return f"{100 * ci.low:.{digits}f}–{100 * ci.high:.{digits}f}%"
+
+
+def proportion_text(value: float | None, ci: Interval | None, n: int, unit: str = "images") -> str:
+    """``92.3% (95% CI 90.2–94.0%, 797 images)``: a proportion with its interval and what it was
+    counted on, as every screen prints it; "n/a" with nothing counted."""
+    if value is None:
+        return "n/a"
+    if ci is None:
+        return f"{value:.1%} ({n:,} {unit})"
+    return f"{value:.1%} ({round(100 * ci.level)}% CI {interval_text(ci)}, {n:,} {unit})"
+
+
+def rate_interval(rate: float | None, n: int, level: float = CONFIDENCE_LEVEL) -> Interval | None:
+    """The Wilson interval of a stored rate (``k / n`` kept as a float, as the run history keeps
+    accuracy): ``k`` is recovered exactly by rounding. None without a rate or images."""
+    if rate is None or n <= 0:
+        return None
+    return wilson_interval(min(n, max(0, round(rate * n))), n, level)

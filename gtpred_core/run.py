@@ -247,15 +247,28 @@ class Run:
         return Path(self.info.images) / rel_path
 
     def per_class_table(self) -> "pd.DataFrame":
-        """One row per class: precision, recall, F1 and support, in the order in use."""
+        """One row per class, in the order in use: precision and recall each with its 95%
+        interval as text (``88.1–96.0%``), F1, support, and ``few_images`` (an interval wider
+        than 20 points, or none: too few images to trust that class's figures)."""
         import pandas as pd
+
+        from .metrics import interval_text
 
         return pd.DataFrame(
             [
-                {"class": c.label, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
+                {
+                    "class": c.label,
+                    "precision": c.precision,
+                    "precision_ci": interval_text(c.precision_ci),
+                    "recall": c.recall,
+                    "recall_ci": interval_text(c.recall_ci),
+                    "f1": c.f1,
+                    "support": c.support,
+                    "few_images": c.few_images,
+                }
                 for c in self.metrics.per_class
             ],
-            columns=["class", "precision", "recall", "f1", "support"],
+            columns=["class", "precision", "precision_ci", "recall", "recall_ci", "f1", "support", "few_images"],
         )
 
     def confusion_cells(self) -> "pd.DataFrame":

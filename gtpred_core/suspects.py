@@ -19,9 +19,14 @@ warning gets no suspects (read every label as wrong otherwise).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .run import Run
 
 #: Under this warning every prediction is read under the wrong names: suspects would be noise.
 ORDER_WARNING = "class-order-mismatch"
@@ -130,3 +135,32 @@ def suspect_labels_summary(
     if ORDER_WARNING in warning_codes:
         return [], WAITING_FOR_ORDER
     return [s.to_dict() for s in suspect_labels(paths, given, probabilities, class_names)], None
+
+
+#: Columns of ``suspect_table``: the run's row, the file, its folder label, the model's suggestion,
+#: and the probability the model gives each.
+SUSPECT_COLUMNS = ("index", "file", "given", "suggested", "p_given", "p_suggested")
+
+
+def suspect_table(run: "Run") -> tuple["pd.DataFrame", str | None]:
+    """The run's suspect labels as ``SUSPECT_COLUMNS``, most suspect first, and the note saying
+    why there are none when the class order looks wrong (then the table is empty)."""
+    import pandas as pd
+
+    if ORDER_WARNING in run.warning_codes():
+        return pd.DataFrame(columns=list(SUSPECT_COLUMNS)), WAITING_FOR_ORDER
+    rows, suggested = find_label_issues(run.y_true, run.probabilities)
+    given = run.y_true[rows]
+    names = run.class_names
+    table = pd.DataFrame(
+        {
+            "index": rows.astype(np.int64),
+            "file": [run.paths[int(i)] for i in rows],
+            "given": [names[int(k)] for k in given],
+            "suggested": [names[int(k)] for k in suggested],
+            "p_given": run.probabilities[rows, given].astype(float),
+            "p_suggested": run.probabilities[rows, suggested].astype(float),
+        },
+        columns=list(SUSPECT_COLUMNS),
+    )
+    return table, None

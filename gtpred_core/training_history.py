@@ -33,6 +33,48 @@ class EpochRun:
     run_id: int | None = None  # the run's id in the run store, when it was loaded from one
 
 
+@dataclass(frozen=True)
+class BestEpoch:
+    """The best epoch by evaluated accuracy and the next best; ``p_value`` is McNemar's exact
+    test between their runs on the ``n_common`` files both evaluated (None with one epoch, or
+    when the two cannot be compared: ``note`` says why)."""
+
+    epoch: int
+    accuracy: float
+    runner_up: int | None = None
+    runner_up_accuracy: float | None = None
+    p_value: float | None = None
+    n_common: int = 0
+    alpha: float = 0.05
+    note: str = ""
+
+    @property
+    def distinguishable(self) -> bool | None:
+        """True when the best epoch beats the next best by more than chance; None untested."""
+        return None if self.p_value is None else self.p_value < self.alpha
+
+    def sentence(self) -> str:
+        """The best epoch in plain words, saying when the next best is as good as far as these
+        images can tell."""
+        from .compare import p_value_text
+
+        lead = f"Best epoch: {self.epoch} ({self.accuracy:.1%} accuracy)."
+        if self.runner_up is None:
+            return lead + " It is the only epoch with an accuracy."
+        other = f"epoch {self.runner_up} ({self.runner_up_accuracy:.1%})"
+        if self.p_value is None:
+            return f"{lead} Whether it beats {other} could not be tested: {self.note}"
+        p = p_value_text(self.p_value)
+        p = f"p {p}" if p.startswith("<") else f"p = {p}"
+        test = f"McNemar {p} on the {self.n_common:,} images both epochs evaluated"
+        if self.distinguishable:
+            return f"{lead} It beats the next best, {other}, by more than chance ({test})."
+        return (
+            f"{lead} It is not distinguishable from the next best, {other}: the difference could "
+            f"be chance ({test}), so either epoch would do."
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class TrainingHistory:
     """The epochs of one training, in order (``entries`` as the store lists them)."""
@@ -118,6 +160,52 @@ class TrainingHistory:
                 if kind is not None:
                     rows.append({"epoch": e.epoch, "kind": kind, "series": key, "value": float(value)})
         return pd.DataFrame(rows, columns=["epoch", "kind", "series", "value"])
+
+    def accuracy_band(self) -> "pd.DataFrame":
+        """Evaluated accuracy per epoch with its 95% Wilson interval (``epoch``, ``accuracy``,
+        ``low``, ``high``, ``n_images``): the band drawn around the accuracy curve."""
+        import pandas as pd
+
+        rows = [
+            {
+                "epoch": e.epoch,
+                "accuracy": float(e.run.accuracy),
+                "low": e.run.metrics.accuracy_ci.low,
+                "high": e.run.metrics.accuracy_ci.high,
+                "n_images": e.run.n_images,
+            }
+            for e in self.entries
+            if e.run.accuracy is not None and e.run.metrics.accuracy_ci is not None
+        ]
+        return pd.DataFrame(rows, columns=["epoch", "accuracy", "low", "high", "n_images"])
+
+    def best_epoch(self, alpha: float = 0.05) -> "BestEpoch | None":
+        """The epoch with the highest evaluated accuracy (the earliest on a tie), and whether it is
+        distinguishable from the next best: McNemar's exact test on the two epochs' runs, file by
+        file. None when no epoch has an accuracy."""
+        from .compare import ComparisonError, compare_runs
+
+        scored = [(e, float(e.run.accuracy)) for e in self.entries if e.run.accuracy is not None]
+        if not scored:
+            return None
+        ranked = sorted(scored, key=lambda pair: -pair[1])  # stable: the earliest first on a tie
+        (best, accuracy) = ranked[0]
+        if len(ranked) == 1:
+            return BestEpoch(best.epoch, accuracy, alpha=alpha)
+        (runner_up, runner_up_accuracy) = ranked[1]
+        try:
+            comparison = compare_runs(runner_up.run, best.run)
+        except ComparisonError as err:
+            return BestEpoch(best.epoch, accuracy, runner_up.epoch, runner_up_accuracy, alpha=alpha, note=err.message)
+        return BestEpoch(
+            best.epoch,
+            accuracy,
+            runner_up.epoch,
+            runner_up_accuracy,
+            p_value=comparison.mcnemar.p_value,
+            n_common=comparison.n_common,
+            alpha=alpha,
+        )
 
     def recall_by_epoch(self) -> "pd.DataFrame":
         """Per-class recall at each epoch in long form (``epoch``, ``class``, ``recall``)."""

@@ -87,3 +87,48 @@ def test_summary_json_carries_calibration():
     assert summary["ece"] == pytest.approx(0.456, abs=1e-6)  # float32 probabilities in a Run
     assert set(summary["bins"][13]) == {"lower", "upper", "count", "confidence", "accuracy"}
     assert summary["bins"][13]["count"] == 2
+
+
+def test_per_class_calibration_by_hand():
+    # Predicted class 0: rows 0 (0.9, right), 1 (0.8, wrong), 4 (0.88, wrong).
+    #   confidence (0.9 + 0.8 + 0.88)/3 = 0.86, accuracy 1/3, gap 0.52667;
+    #   bins: 13 holds 0.9, 0.88 (conf 0.89, acc 1/2, gap 0.39), 11 holds 0.8 (gap 0.8):
+    #   ECE = (2·0.39 + 0.8) / 3 = 1.58 / 3.
+    # Predicted class 1: rows 2 (0.7, right), 3 (0.6, right): confidence 0.65, accuracy 1,
+    #   gap −0.35 (under-confident); bins 10 and 8, gaps 0.3 and 0.4: ECE = 0.35.
+    from gtpred_core.calibration import per_class_calibration
+
+    zero, one = per_class_calibration(PROBABILITIES, Y_TRUE, ("a", "b"))
+    assert (zero.label, zero.n_predicted) == ("a", 3)
+    assert (zero.confidence, zero.accuracy, zero.gap, zero.ece) == pytest.approx((0.86, 1 / 3, 0.86 - 1 / 3, 1.58 / 3))
+    assert (one.label, one.n_predicted) == ("b", 2)
+    assert (one.confidence, one.accuracy, one.gap, one.ece) == pytest.approx((0.65, 1.0, -0.35, 0.35))
+    never = per_class_calibration(PROBABILITIES, Y_TRUE, ("a", "b", "c"))[2]  # a class never predicted keeps its row
+    assert (never.label, never.n_predicted, never.ece) == ("c", 0, None)
+
+
+def test_a_bins_files_are_listed_most_confident_first_and_can_be_only_the_wrong_ones():
+    from gtpred_core.calibration import BIN_FILE_COLUMNS, bin_files
+
+    run = assemble_run(class_names=("a", "b"), paths=[f"f{i}" for i in range(5)], y_true=Y_TRUE, y_pred=PROBABILITIES.argmax(1), probabilities=PROBABILITIES)
+    top = bin_files(run, 13)  # 0.9 (right) and 0.88 (wrong)
+    assert list(top.columns) == list(BIN_FILE_COLUMNS)
+    assert list(top["file"]) == ["f0", "f4"] and list(top["right"]) == [True, False]
+    assert list(bin_files(run, 13, only_wrong=True)["file"]) == ["f4"]
+    assert bin_files(run, 0).empty
+    with pytest.raises(ValueError, match="bin_number must be between 0 and 14, got 15"):
+        bin_files(run, 15)
+
+
+def test_the_what_if_reads_in_plain_words():
+    from gtpred_core.calibration import TemperatureWhatIf, what_if_sentence
+
+    probabilities, y = _overconfident()
+    result = temperature_what_if(probabilities, y)
+    text = what_if_sentence(result)
+    assert text.startswith(f"Softening the model's probabilities with a temperature T = {result.temperature:.2f} (fitted on 1,000 images)")
+    assert f"from {100 * result.ece_before:.1f} to {100 * result.ece_after:.1f} points" in text
+    assert f"Accuracy stays {result.accuracy:.1%}" in text
+    worse = TemperatureWhatIf(0.8, 10, 10, 0.02, 0.03, 0.9)
+    assert what_if_sentence(worse).startswith("Sharpening") and "would not lower" in what_if_sentence(worse)
+    assert what_if_sentence(TemperatureWhatIf(1.0, 0, 0, None, None, None)).startswith("Too few images")

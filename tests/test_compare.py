@@ -194,3 +194,39 @@ def test_comparison_tables_are_b_minus_a_and_list_each_flip():
     assert d["confidence_a"] == pytest.approx(0.8) and d["confidence_b"] == pytest.approx(0.8)
     assert list(comparison.flips_table("wrong-to-right")["file"]) == ["cat/b", "dog/e"]
     assert compare_runs(a, a).flips_table().empty
+
+
+def test_the_verdict_says_in_plain_words_whether_the_difference_is_more_than_chance():
+    from gtpred_core.compare import Verdict
+    from gtpred_core.metrics import Interval
+
+    # The issue's own example: B 1.2 points better, interval −0.4 to 2.8, p = 0.14 on 797 images.
+    verdict = Verdict(0.012, Interval(-0.004, 0.028, method="newcombe"), 0.14, 797)
+    assert not verdict.significant
+    assert verdict.sentence("**") == (
+        "B is 1.2 points better (95% CI \u22120.4 to 2.8); McNemar p = 0.14: **not** a significant difference on these 797 images."
+    )
+    assert verdict.headline() == "The two runs cannot be told apart on these images: the difference could be chance."
+    worse = Verdict(-0.05, Interval(-0.08, -0.02, method="newcombe"), 0.0004, 1200)
+    assert worse.significant and worse.headline() == "Run B is less accurate than run A, by more than chance would explain."
+    assert worse.sentence() == (
+        "B is 5.0 points worse (95% CI \u22128.0 to \u22122.0); McNemar p < 0.001: a significant difference (at the 0.05 level) on these 1,200 images."
+    )
+    assert Verdict(0.0, Interval(-0.01, 0.01), 1.0, 20).sentence().startswith("B and A are equally accurate (95% CI \u22121.0 to 1.0); McNemar p = 1.00: not")
+
+
+def test_the_verdict_and_per_class_table_carry_the_comparisons_own_tests():
+    names = ("a", "b")
+    y_true = np.array([0] * 10 + [1] * 10)
+    pred_a = y_true.copy()
+    pred_a[[0, 1, 2, 10]] = 1 - y_true[[0, 1, 2, 10]]
+    pred_b = y_true.copy()
+    pred_b[[10, 11, 12, 13, 14]] = 0
+    paths = [f"{names[t]}/{i}" for i, t in enumerate(y_true)]
+    cmp = compare_runs(_run(paths, y_true, pred_a, names), _run(paths, y_true, pred_b, names))
+    verdict = cmp.verdict()
+    assert (verdict.delta, verdict.ci, verdict.p_value, verdict.n_images) == (cmp.accuracy_delta, cmp.delta_ci, cmp.mcnemar.p_value, 20)
+    assert verdict.sentence().startswith("B is 5.0 points worse (95% CI ")
+    table = cmp.per_class_table().set_index("class")
+    assert (table.loc["a", "b"], table.loc["a", "c"]) == (0, 3) and (table.loc["b", "b"], table.loc["b", "c"]) == (4, 0)
+    assert table.loc["b", "p_value"] == pytest.approx(2 / 16) and table.loc["a", "p_value"] == pytest.approx(0.25)

@@ -148,3 +148,36 @@ def test_a_run_stored_before_intervals_loads_with_them(tmp_path):
     assert loaded.metrics.per_class[1].precision_ci == wilson_interval(3, 4)
     assert loaded.summary()["accuracy_ci"]["method"] == "wilson"
     assert loaded.summary()["per_class"][0]["recall_ci"] == run.summary()["per_class"][0]["recall_ci"]
+
+
+def test_intervals_read_as_people_read_them():
+    from gtpred_core.metrics import interval_text, proportion_text, rate_interval
+
+    ci = wilson_interval(81, 263)  # 25.53–36.62% (worked by hand above)
+    assert interval_text(ci) == "25.5–36.6%" and interval_text(None) == ""
+    assert proportion_text(81 / 263, ci, 263) == "30.8% (95% CI 25.5–36.6%, 263 images)"
+    assert proportion_text(None, None, 0) == "n/a"
+    # A stored rate (k/n as a float) gives back the interval of k of n exactly.
+    assert rate_interval(81 / 263, 263) == ci and rate_interval(None, 263) is None and rate_interval(0.5, 0) is None
+
+
+def test_the_per_class_table_shows_each_interval_and_flags_few_images():
+    from gtpred_core import assemble_run
+
+    # class a: 100 images, 90 right (recall 82.6–94.5%); class b: 5 images, 4 right (far too few).
+    y_true = np.array([0] * 100 + [1] * 5)
+    y_pred = y_true.copy()
+    y_pred[:10] = 1
+    y_pred[100] = 0
+    probabilities = np.eye(2, dtype=np.float32)[y_pred]
+    run = assemble_run(class_names=("a", "b"), paths=[f"f{i}" for i in range(105)], y_true=y_true, y_pred=y_pred, probabilities=probabilities)
+    table = run.per_class_table().set_index("class")
+    assert list(table.columns) == ["precision", "precision_ci", "recall", "recall_ci", "f1", "support", "few_images"]
+    assert table.loc["a", "recall_ci"] == interval(wilson_interval(90, 100))
+    assert table.loc["a", "recall_ci"] == "82.6–94.5%"
+    assert table.loc["b", "precision_ci"] == interval(wilson_interval(4, 14))
+    assert not table.loc["a", "few_images"] and table.loc["b", "few_images"]
+
+
+def interval(ci):
+    return f"{100 * ci.low:.1f}–{100 * ci.high:.1f}%"

@@ -85,3 +85,36 @@ def test_summary_json_lists_suspects_and_waits_for_the_right_order(noisy_digits)
     rotated = run.relabel(names[1:] + names[:1], source="file")
     assert "class-order-mismatch" in rotated.warning_codes()
     assert rotated.summary()["suspect_labels"] == [] and rotated.summary()["suspect_labels_note"] == WAITING_FOR_ORDER
+
+
+def test_the_suspect_table_and_its_csv_for_relabelling(noisy_digits):
+    import csv
+    import io
+
+    from gtpred_core.export import SUSPECT_CSV_COLUMNS, suspects_csv
+    from gtpred_core.suspects import SUSPECT_COLUMNS, suspect_table
+
+    probabilities, noisy, _, _ = noisy_digits
+    names = ("=HYPERLINK(1)",) + tuple(f"digit_{k}" for k in range(1, 10))  # a hostile class name
+    paths = [f"+{i}_{names[noisy[i]]}/img.png" for i in range(len(noisy))]
+    run = assemble_run(class_names=names, paths=paths, y_true=noisy, y_pred=probabilities.argmax(1), probabilities=probabilities)
+    table, note = suspect_table(run)
+    assert note is None and list(table.columns) == list(SUSPECT_COLUMNS)
+    records = suspect_labels(paths, noisy, probabilities, names)
+    assert list(table["file"]) == [s.path for s in records]
+    assert list(table["suggested"]) == [s.suggested_label for s in records]
+    assert list(table["p_given"]) == pytest.approx([1 - s.score for s in records])
+    first = table.iloc[0]
+    assert first["p_given"] == pytest.approx(probabilities[first["index"], names.index(first["given"])])
+    assert first["p_suggested"] == pytest.approx(probabilities[first["index"]].max())
+
+    rows = list(csv.reader(io.StringIO(suspects_csv(run))))
+    assert tuple(rows[0]) == SUSPECT_CSV_COLUMNS and len(rows) == len(table) + 1
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
+    assert rows[1][0] == "'" + first["file"] and float(rows[1][3]) == pytest.approx(first["p_given"], rel=1e-5)
+    assert any(cell == "'=HYPERLINK(1)" for row in rows[1:] for cell in row[1:3])
+
+    rotated = run.relabel(names[1:] + names[:1], source="file")
+    table, note = suspect_table(rotated)
+    assert table.empty and note == WAITING_FOR_ORDER
+    assert suspects_csv(rotated).strip() == ",".join(SUSPECT_CSV_COLUMNS)

@@ -109,3 +109,45 @@ def test_a_stored_training_loads_whole(tmp_path):
     assert loaded.epochs == [1, 2, 3] and [dict(e.logs) for e in loaded.entries] == [{"loss": 1.0}, {"loss": 0.5}, {"loss": 0.7}]
     assert all(e.run_id is not None for e in loaded.entries)
     assert list(loaded.never_right()["file"]) == list(history.never_right()["file"])
+
+
+def test_accuracy_per_epoch_carries_its_interval():
+    band = _history().accuracy_band()
+    assert list(band["epoch"]) == [1, 2, 3] and list(band["n_images"]) == [6, 6, 6]
+    from gtpred_core import wilson_interval
+
+    for (_, row), right in zip(band.iterrows(), (3, 4, 2)):
+        ci = wilson_interval(right, 6)
+        assert (row["accuracy"], row["low"], row["high"]) == pytest.approx((right / 6, ci.low, ci.high))
+
+
+def test_the_best_epoch_says_when_the_next_best_is_as_good():
+    # epoch 2 (4/6) beats epoch 1 (3/6) on one image only (e: wrong, then right): b = 0, c = 1,
+    # McNemar p = 2 · P(X <= 0 | 1, 1/2) = 1, capped at 1: not distinguishable.
+    best = _history().best_epoch()
+    assert (best.epoch, best.runner_up, best.p_value, best.n_common) == (2, 1, 1.0, 6)
+    assert best.distinguishable is False
+    assert best.sentence() == (
+        "Best epoch: 2 (66.7% accuracy). It is not distinguishable from the next best, epoch 1 (50.0%): "
+        "the difference could be chance (McNemar p = 1.00 on the 6 images both epochs evaluated), so either epoch would do."
+    )
+
+
+def test_a_best_epoch_that_beats_the_next_by_more_than_chance_says_so():
+    n = 60
+    y_true = np.arange(n) % 3
+    paths = [f"{CLASSES[t]}/{i}.png" for i, t in enumerate(y_true)]
+
+    def run(right):
+        y_pred = np.where(np.arange(n) < right, y_true, (y_true + 1) % 3)
+        return assemble_run(class_names=CLASSES, paths=paths, y_true=y_true, y_pred=y_pred, probabilities=np.eye(3, dtype=np.float32)[y_pred])
+
+    history = TrainingHistory((EpochRun(1, {}, run(20)), EpochRun(2, {}, run(50)), EpochRun(3, {}, run(30))))
+    best = history.best_epoch()
+    # epoch 2 against epoch 3: 20 images only epoch 2 gets right, none the other way: p = 2 / 2^20
+    assert (best.epoch, best.runner_up, best.distinguishable) == (2, 3, True)
+    assert best.p_value == pytest.approx(2 / 2**20)
+    assert "It beats the next best, epoch 3 (50.0%), by more than chance (McNemar p < 0.001 on the 60 images" in best.sentence()
+    single = TrainingHistory((EpochRun(1, {}, run(20)),)).best_epoch()
+    assert single.distinguishable is None and "only epoch" in single.sentence()
+    assert TrainingHistory(()).best_epoch() is None

@@ -95,6 +95,15 @@ else:
         icon=":material/warning:",
     )
 
+verdict = comparison.verdict()
+(st.success if verdict.significant else st.info)(f"**{verdict.headline()}**", icon=":material/balance:")
+st.markdown(verdict.sentence(emphasis="**"))
+st.caption(
+    "McNemar's test looks only at the images one run gets right and the other wrong, and asks whether "
+    "that split is further from even than chance would make it; below 0.05 the difference is called "
+    "significant. The interval is the range the accuracy difference very likely lies in."
+)
+
 acc_a, acc_b, n_flips = st.columns(3)
 acc_a.metric("Accuracy A", _percent(comparison.metrics_a.accuracy))
 delta = comparison.accuracy_delta
@@ -116,6 +125,14 @@ st.dataframe(
         "recall_delta": st.column_config.NumberColumn("recall B − A", format="%+.3f"),
         "precision_delta": st.column_config.NumberColumn("precision B − A", format="%+.3f"),
         "f1_delta": st.column_config.NumberColumn("F1 B − A", format="%+.3f"),
+        "b": st.column_config.NumberColumn("only A right", help="Images of this class only run A gets right (McNemar's b)."),
+        "c": st.column_config.NumberColumn("only B right", help="Images of this class only run B gets right (McNemar's c)."),
+        "p_value": st.column_config.NumberColumn(
+            "McNemar p",
+            format="%.3f",
+            help="Could this class's change in recall be chance? Below 0.05: probably not. With many "
+            "classes, a few fall below 0.05 by chance alone.",
+        ),
     },
 )
 

@@ -64,6 +64,7 @@ if not stored:
     st.stop()
 
 table = tables.history_table(stored)
+table.insert(table.columns.get_loc("accuracy") + 1, "accuracy_ci", tables.accuracy_intervals(stored))
 event = st.dataframe(
     table,
     hide_index=True,
@@ -77,6 +78,9 @@ event = st.dataframe(
         "n_images": st.column_config.NumberColumn("n images"),
         "created": st.column_config.TextColumn("created (UTC)"),
         "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+        "accuracy_ci": st.column_config.TextColumn(
+            "95% CI", help="The range the accuracy very likely lies in, given how many images it was counted on."
+        ),
         "top5": st.column_config.NumberColumn("top-5", format="percent"),
     },
 )

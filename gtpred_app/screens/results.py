@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gtpred_core.metrics import proportion_text
+from gtpred_core.report import report_html
+
 from gtpred_app.ui import charts, links, panels, state, tables
 from gtpred_app.ui.images import with_thumbnails
 
@@ -57,7 +60,29 @@ if run.skipped:
     with st.expander("Skipped files and why"):
         st.dataframe([{"file": s.path, "reason": s.reason} for s in run.skipped], hide_index=True)
 
+ci = run.metrics.accuracy_ci
+if ci is not None:
+    st.markdown(
+        f"Accuracy **{proportion_text(run.accuracy, ci, run.n_images)}**: with this many images, the "
+        f"model's accuracy on images like these is very likely between {ci.low:.1%} and {ci.high:.1%}."
+    )
+    if run.metrics.top5_accuracy_ci is not None:
+        st.caption(f"Top-5 accuracy {proportion_text(run.metrics.top5_accuracy, run.metrics.top5_accuracy_ci, run.n_images)}.")
+
 panels.downloads(run, key="results")
+st.download_button(
+    "Report (HTML)",
+    data=lambda: report_html(run),
+    file_name="report.html",
+    mime="text/html",
+    icon=":material/description:",
+    on_click="ignore",
+    key="results-report",
+    width="stretch",
+    help="One self-contained page to send to someone who does not run gtpred: it opens offline in any "
+    "browser, with the numbers and their intervals, the warnings, the confusion matrix, calibration, "
+    "the most confident mistakes and the suspect labels.",
+)
 
 st.header("Confusion matrix")
 st.caption("Rows are the true class, columns the predicted class; colour is the share of the row. Click a cell to see its images (double-click clears), then click an image to open it.")
@@ -71,7 +96,9 @@ with cell_col:
     else:
         true_name, pred_name = cell
         files = run.cell_files(true_name, pred_name)
-        st.text(f"True {true_name}, predicted {pred_name}: {len(files):,} images")
+        class_total = int(run.metrics.per_class[run.class_names.index(true_name)].support)
+        share = f" ({len(files) / class_total:.0%} of the {class_total:,} images of {true_name})" if class_total else ""
+        st.text(f"True {true_name}, predicted {pred_name}: {len(files):,} images{share}")
         if len(files):
             pages = tables.page_count(len(files), CELL_PAGE_SIZE)
             page = st.number_input("Page", 1, pages, 1, key=f"cell_page-{true_name}-{pred_name}") if pages > 1 else 1
@@ -92,13 +119,23 @@ with cell_col:
             panels.image_detail(run, selected, link, key="results-image")
 
 st.header("Per class")
+st.caption("Each rate with its 95% interval: the range its true value very likely lies in, given how many images it was counted on.")
 st.dataframe(
     run.per_class_table(),
     hide_index=True,
     column_config={
-        "precision": st.column_config.NumberColumn(format="%.3f"),
-        "recall": st.column_config.NumberColumn(format="%.3f"),
+        "precision": st.column_config.NumberColumn(format="%.3f", help="Of the images predicted as this class, the share that are of it."),
+        "precision_ci": st.column_config.TextColumn("precision 95% CI", help="Counted on the images predicted as this class."),
+        "recall": st.column_config.NumberColumn(format="%.3f", help="Of this class's images, the share predicted as it."),
+        "recall_ci": st.column_config.TextColumn("recall 95% CI", help="Counted on this class's images."),
         "f1": st.column_config.NumberColumn("F1", format="%.3f"),
+        "support": st.column_config.NumberColumn("images"),
+        "few_images": st.column_config.CheckboxColumn(
+            "few images",
+            help="Too few images to trust this class's figures: its precision or recall could be more "
+            "than 20 points away from what is shown (the 95% interval is wider than 20 points). "
+            "Add images of this class to know.",
+        ),
     },
 )
 

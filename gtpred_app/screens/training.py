@@ -90,13 +90,17 @@ st.header("Over the epochs")
 curves = history.curves()
 accuracy_col, loss_col = st.columns(2)
 with accuracy_col:
-    st.altair_chart(charts.epoch_lines(curves[curves["kind"] == "accuracy"], "Accuracy", percent=True), width="stretch")
+    st.altair_chart(charts.accuracy_with_band(curves[curves["kind"] == "accuracy"], history.accuracy_band()), width="stretch")
+    st.caption("The shaded band is the evaluated accuracy's 95% interval: two epochs whose bands overlap a lot may not really differ.")
 with loss_col:
     loss = curves[curves["kind"] == "loss"]
     if loss.empty:
         st.info("No loss recorded (checkpoints evaluated after training carry no Keras logs).")
     else:
         st.altair_chart(charts.epoch_lines(loss, "Loss"), width="stretch")
+best = history.best_epoch()
+if best is not None:
+    (st.success if best.distinguishable else st.info)(best.sentence(), icon=":material/trophy:")
 st.altair_chart(charts.recall_heatmap(history.recall_by_epoch(), history.last.run.class_names), width="stretch")
 st.dataframe(
     history.epoch_table(),

@@ -180,3 +180,90 @@ def top_k_bars(top: pd.DataFrame) -> alt.LayerChart:
     )
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("probability:Q", format=".1%"))
     return (bars + labels).properties(height=alt.Step(30))
+
+
+# ----- intervals and calibration (issues 16 and 18) ----------------------------------------------------
+#: The selection parameter of the reliability diagram: ``event["selection"][BIN]`` = ``[{"bin": i}]``.
+BIN = "bin"
+
+
+def accuracy_with_band(lines: pd.DataFrame, band: pd.DataFrame) -> alt.LayerChart:
+    """Per-epoch accuracy lines (``epoch``, ``series``, ``value``) over the evaluated accuracy's
+    95% interval (``TrainingHistory.accuracy_band``: ``epoch``, ``low``, ``high``) as a shaded band."""
+    area = (
+        alt.Chart(band)
+        .mark_area(opacity=0.22, color="#1f77b4")
+        .encode(
+            x=alt.X("epoch:O", title="Epoch", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("low:Q", title="Accuracy", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)),
+            y2="high:Q",
+            tooltip=[
+                alt.Tooltip("epoch:O"),
+                alt.Tooltip("accuracy:Q", title="Evaluated accuracy", format=".1%"),
+                alt.Tooltip("low:Q", title="95% CI from", format=".1%"),
+                alt.Tooltip("high:Q", title="95% CI to", format=".1%"),
+                alt.Tooltip("n_images:Q", title="Images"),
+            ],
+        )
+    )
+    return alt.layer(area, epoch_lines(lines, "Accuracy", percent=True)).properties(height=240)
+
+
+def reliability_diagram(bins: Sequence[object]) -> alt.LayerChart:
+    """Accuracy against confidence per calibration bin (``Calibration.bins``): blue bars are how
+    often the predictions in the bin are right, the dark tick how sure they were on average (red
+    above a bar: surer than right), the dashed diagonal is perfect calibration, the number on top
+    is the bin's images. Clicking a bin
+    selects it (``[{"bin": i}]``); double-click clears."""
+    rows = [
+        {
+            "bin": i,
+            "lower": b.lower,
+            "upper": b.upper,
+            "count": b.count,
+            "confidence": b.confidence,
+            "accuracy": b.accuracy,
+            "gap_low": min(b.accuracy, b.confidence),
+            "gap_high": max(b.accuracy, b.confidence),
+            "label_y": max(b.accuracy, b.confidence),
+            "bottom": 0.0,
+            "top": 1.0,
+        }
+        for i, b in enumerate(bins)
+        if b.count
+    ]
+    data = pd.DataFrame(rows, columns=["bin", "lower", "upper", "count", "confidence", "accuracy", "gap_low", "gap_high", "label_y", "bottom", "top"])
+    pick = alt.selection_point(name=BIN, fields=["bin"], on="click", clear="dblclick")
+    x = alt.X("lower:Q", title="Confidence of the predicted class", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
+    y_scale = alt.Scale(domain=[0, 1.08])
+    base = alt.Chart(data)
+    accuracy = base.mark_rect(color="#1f77b4", stroke="white", strokeWidth=1).encode(
+        x=x, x2="upper:Q", y=alt.Y("bottom:Q", title="Share right", scale=y_scale, axis=alt.Axis(format=".0%")), y2="accuracy:Q"
+    )
+    # The gap to the mean confidence, drawn under the bars: it shows (red) where the bin is surer
+    # than right; where it is right more often than sure, the confidence tick inside the bar shows it.
+    gap = base.mark_rect(color=WRONG, opacity=0.35, stroke="white", strokeWidth=1).encode(x=x, x2="upper:Q", y="gap_low:Q", y2="gap_high:Q")
+    tick = base.mark_rule(color="#263238", strokeWidth=2).encode(x=x, x2="upper:Q", y=alt.Y("confidence:Q", scale=y_scale))
+    counts = base.mark_text(dy=-7, fontSize=10, color="#263238").encode(
+        x=alt.X("mid:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("label_y:Q", scale=y_scale), text=alt.Text("count:Q", format=",d")
+    ).transform_calculate(mid="(datum.lower + datum.upper) / 2")
+    diagonal = alt.Chart(pd.DataFrame({"lower": [0.0, 1.0], "accuracy": [0.0, 1.0]})).mark_line(strokeDash=[4, 4], color="#546e7a").encode(
+        x=alt.X("lower:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("accuracy:Q", scale=y_scale)
+    )
+    # On top, one clickable column per bin, nearly transparent: a click anywhere in the column
+    # (even over a bar of height 0) selects the bin.
+    columns = base.mark_rect(color="#263238", cursor="pointer").encode(
+        x=x,
+        x2="upper:Q",
+        y=alt.Y("bottom:Q", scale=y_scale),
+        y2="top:Q",
+        opacity=alt.condition(pick, alt.value(0.12), alt.value(0.01), empty=False),
+        tooltip=[
+            alt.Tooltip("lower:Q", title="Confidence from", format=".1%"),
+            alt.Tooltip("upper:Q", title="to", format=".1%"),
+            alt.Tooltip("count:Q", title="Images"),
+            alt.Tooltip("confidence:Q", title="Mean confidence", format=".1%"),
+            alt.Tooltip("accuracy:Q", title="Share right", format=".1%"),
+        ],
+    ).add_params(pick)
+    return alt.layer(gap, accuracy, tick, diagonal, counts, columns).properties(height=320)

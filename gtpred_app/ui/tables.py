@@ -55,3 +55,11 @@ def history_table(stored: Sequence["StoredRun"]) -> pd.DataFrame:
         ],
         columns=list(HISTORY_COLUMNS),
     )
+
+
+def accuracy_intervals(stored: Sequence["StoredRun"]) -> list[str]:
+    """Each stored run's accuracy interval as text (``90.2–94.0%``; "" without an accuracy), in
+    the order given: the history table's "95% CI" column."""
+    from gtpred_core.metrics import interval_text, rate_interval
+
+    return [interval_text(rate_interval(s.accuracy, s.n_images)) for s in stored]
