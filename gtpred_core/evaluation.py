@@ -58,13 +58,16 @@ def outputs_to_probabilities(outputs: np.ndarray, head: Head | None = None) -> t
 
 
 class RunSink(Protocol):
-    """Receives a run as it is made (``RunStore.writer()`` is one): start, rows, then the end."""
+    """Receives a run as it is made (``RunStore.writer()`` is one): start, rows, then the end.
 
-    def start(self, info: RunInfo, class_names: Sequence[str]) -> int: ...
+    ``start``/``finish`` return the stored id, or None from a guarded writer whose store failed.
+    """
+
+    def start(self, info: RunInfo, class_names: Sequence[str]) -> int | None: ...
 
     def add_rows(self, paths: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray) -> None: ...
 
-    def finish(self, run: Run) -> int: ...
+    def finish(self, run: Run) -> int | None: ...
 
     def fail(self) -> None: ...
 

@@ -19,6 +19,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .inference import MAX_IMAGE_PIXELS
+
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 #: Largest file hashed or decoded (bigger ones are left out of the search).
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -59,7 +61,7 @@ def difference_hash(path: str | Path) -> int | None:
         if os.stat(path).st_size > MAX_FILE_BYTES:
             return None
         with Image.open(path) as image:
-            if image.width * image.height > Image.MAX_IMAGE_PIXELS:
+            if image.width * image.height > MAX_IMAGE_PIXELS:  # a decompression bomb: never decoded
                 return None
             image.draft("L", (18, 16))
             small = np.asarray(image.convert("L").resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .class_order import keras_order, natural_order
+from .inference import MAX_IMAGE_PIXELS
 from .run import Run
 
 #: Thumbnails: longest side in pixels and JPEG quality (small, still readable).
@@ -71,7 +72,7 @@ def thumbnail_data_uri(path: str | Path, side: int = THUMBNAIL_SIDE) -> str | No
         if not Path(path).is_file() or os.stat(path).st_size > MAX_THUMBNAIL_SOURCE_BYTES:
             return None
         with Image.open(path) as image:
-            if image.width * image.height > Image.MAX_IMAGE_PIXELS:
+            if image.width * image.height > MAX_IMAGE_PIXELS:  # a decompression bomb: no preview
                 return None
             image.draft("RGB", (side, side))  # JPEG: decode at a reduced scale
             small = image.convert("RGB")

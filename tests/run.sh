@@ -12,4 +12,6 @@ if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
 fi
 python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-ray.txt
 export TF_CPP_MIN_LOG_LEVEL=2
+# The core's types: no errors (config in pyproject.toml).
+python3 -m mypy
 exec python3 -m pytest -n 2 "$@"
