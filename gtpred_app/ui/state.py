@@ -16,11 +16,12 @@ from pathlib import Path
 import streamlit as st
 
 from gtpred_core import ClassOrder, GtpredError, ImageFolder, Run, index_image_folder
-from gtpred_core.worker import InferenceWorker, ModelFacts, WorkerPool
+from gtpred_core.pool import InferencePool
+from gtpred_core.worker import ModelFacts
 from gtpred_core.settings import get_settings
 
 from . import links, store
-from .jobs import EvaluationJob, start_job
+from .jobs import EvaluationJob, submit_job
 
 RUN_PARAM = "run"
 FILE_PARAM = "file"
@@ -139,23 +140,29 @@ def new_selection(key: str, rows: list[int]) -> list[int]:
     return rows
 
 
-# ----- the session's inference worker and what it reads from models ------------------------------
+# ----- the server's inference workers and what they read from models ------------------------------
 @st.cache_resource(show_spinner=False)
-def worker_pool() -> WorkerPool:
-    """The server's inference workers: at most GTPRED_MAX_WORKERS processes (memory and time
-    limits from the settings), one per session, least recently used idle ones stopped first."""
+def worker_pool() -> InferencePool:
+    """The server's inference workers, shared by every session: GTPRED_WORKERS warm processes
+    (memory and time limits from the settings) behind a fair queue. The first session starts
+    them, so TensorFlow's import is paid before anyone clicks, and never in the web server."""
     settings = get_settings()
-    return WorkerPool(
-        settings.max_workers, memory_limit_mb=settings.worker_memory_mb, time_limit_s=settings.worker_time_limit_s
+    pool = InferencePool(
+        settings.workers, memory_limit_mb=settings.worker_memory_mb, time_limit_s=settings.worker_time_limit_s
     )
+    pool.start()
+    return pool
 
 
-def session_worker() -> InferenceWorker:
-    """This session's inference worker: a separate process that loads models and runs
-    evaluations, reused for the session's runs while it lives. TensorFlow is imported there,
-    never in the web server."""
-    key = st.session_state.setdefault("worker_key", secrets.token_hex(8))
-    return worker_pool().get(key)
+def session_worker() -> InferencePool:
+    """Where this session's models are read and run: the server's shared pool (``describe``
+    never waits behind a run; evaluations queue, see ``start_evaluation``)."""
+    return worker_pool()
+
+
+def session_key() -> str:
+    """This session's place in the pool's queue: one running evaluation per key."""
+    return st.session_state.setdefault("worker_key", secrets.token_hex(8))
 
 
 def _fingerprint(path: Path) -> tuple[int, int]:
@@ -202,16 +209,18 @@ def start_evaluation(
     origin: str = "",
     backend: str = "local",
 ) -> EvaluationJob:
-    """Start evaluating in the session's worker process; the Evaluate page polls the job.
+    """Queue the evaluation in the server's worker pool; the Evaluate page follows the job
+    (its place in the queue, then its progress). Nothing here waits for inference.
 
     The worker saves the run in the run store as it goes (a cancelled run with the part done); a
     store failure is kept on the job and shown, never losing the run itself.
     """
     source = order if isinstance(order, str) else order.source
-    worker = session_worker()
     saved = SavedAs()
+    ray_address, store_path = get_settings().ray_address, store.store_path()  # read in the page's thread
+    run_name = f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order"
 
-    def evaluate(progress, cancel) -> Run:
+    def evaluate(worker, progress, cancel) -> Run:
         run = worker.evaluate(
             model.path,
             folder,
@@ -219,17 +228,18 @@ def start_evaluation(
             preprocess=preprocess,
             batch_size=batch_size,
             backend=backend,
-            ray_address=get_settings().ray_address,
+            ray_address=ray_address,
             progress=progress,
             cancel=cancel,
-            store_path=store.store_path(),
-            run_name=f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order",
+            store_path=store_path,
+            run_name=run_name,
         )
+        # Read in the pool's lane thread right after the run: this worker is the lane's alone.
         saved.run_id = worker.last_run_id
         saved.error = GtpredError(worker.last_store_error) if worker.last_store_error else None
         return run
 
-    job = start_job(label, len(folder.files), evaluate, origin=origin)
+    job = submit_job(worker_pool(), session_key(), label, len(folder.files), evaluate, origin=origin)
     job.sink = saved
     st.session_state["job"] = job
     return job
@@ -244,6 +254,7 @@ class SavedAs:
 
 
 def current_job() -> EvaluationJob | None:
+    """This session's last evaluation (queued, running, or finished and not yet collected)."""
     return st.session_state.get("job")
 
 
