@@ -49,6 +49,7 @@ T = TypeVar("T")
 #: What a job runs: given a warm worker, a progress callback and the job's cancel event.
 Task = Callable[[InferenceWorker, ProgressCallback, threading.Event], T]
 JobState = Literal["queued", "running", "finished"]
+J = TypeVar("J", bound="PoolJob")
 
 #: An idle worker is sent a cheap request this often, so it never reaches its idle timeout.
 KEEPALIVE_S = 600.0
@@ -164,7 +165,7 @@ class _Lane:
     worker: InferenceWorker
     describes_only: bool = False
     warm: bool = False
-    idle: bool = False  # waiting for work (counted by the describe lane)
+    busy: bool = False  # running a job or answering a describe (not: warming up, keeping warm)
     job: PoolJob | None = None
     thread: threading.Thread | None = None
 
@@ -198,9 +199,11 @@ class InferencePool:
         self.size = max(1, size if size is not None else usable_cpus())
         self.warm_model = str(warm_model) if warm_model is not None else None
         self.keepalive_s = keepalive_s
-        limits = {"memory_limit_mb": memory_limit_mb, "time_limit_s": time_limit_s}
-        self._lanes = [_Lane(f"gtpred-worker-{n}", InferenceWorker(**limits)) for n in range(self.size)]
-        self._describer = _Lane("gtpred-describer", InferenceWorker(**limits), describes_only=True)
+        def worker() -> InferenceWorker:
+            return InferenceWorker(memory_limit_mb=memory_limit_mb, time_limit_s=time_limit_s)
+
+        self._lanes = [_Lane(f"gtpred-worker-{n}", worker()) for n in range(self.size)]
+        self._describer = _Lane("gtpred-describer", worker(), describes_only=True)
         self._queue: list[PoolJob] = []
         self._describes: list[_Describe] = []
         self._facts: OrderedDict[tuple, ModelFacts] = OrderedDict()
@@ -260,7 +263,7 @@ class InferencePool:
         it and after the session's running job, if any."""
         return self.submit_job(PoolJob(session=session, task=task, label=label, total=total))
 
-    def submit_job(self, job: PoolJob[T]) -> PoolJob[T]:
+    def submit_job(self, job: J) -> J:
         """Queue a job built by the caller (e.g. one carrying what a page needs to draw it)."""
         self.start()
         with self._cond:
@@ -325,10 +328,10 @@ class InferencePool:
                 self._warm(lane)
             elif isinstance(work, _Describe):
                 self._answer(lane, work)
-            else:
+            elif isinstance(work, PoolJob):
                 work.run_with(lane.worker)
                 with self._cond:
-                    lane.job = None
+                    lane.job, lane.busy = None, False
                     self._cond.notify_all()
             if not lane.describes_only and not lane.worker.alive and not self._stopping:
                 self._warm(lane)  # it crashed or ran out of time: the next job should not pay for it
@@ -338,34 +341,32 @@ class InferencePool:
         """The lane's next describe or job, None after ``keepalive_s`` idle, or _STOP."""
         deadline = time.monotonic() + self.keepalive_s
         with self._cond:
-            lane.idle = True
-            try:
-                while True:
-                    if self._stopping:
-                        return _STOP
-                    if self._describes and (not lane.describes_only or self._all_workers_busy()):
-                        return self._describes.pop(0)
-                    if not lane.describes_only:
-                        job = self._first_startable_job()
-                        if job is not None:
-                            self._queue.remove(job)
-                            job.state = "running"
-                            lane.job = job
-                            return job
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            return None
-                        self._cond.wait(remaining)
-                    else:
-                        self._cond.wait()
-            finally:
-                lane.idle = False
-                self._cond.notify_all()  # the describe lane watches how many workers are free
+            lane.busy = False
+            self._cond.notify_all()  # the describe lane watches how many workers are busy
+            while True:
+                if self._stopping:
+                    return _STOP
+                if self._describes and (not lane.describes_only or self._all_workers_busy()):
+                    lane.busy = True
+                    return self._describes.pop(0)
+                if not lane.describes_only:
+                    job = self._first_startable_job()
+                    if job is not None:
+                        self._queue.remove(job)
+                        job.state = "running"
+                        lane.job, lane.busy = job, True
+                        return job
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    self._cond.wait(remaining)
+                else:
+                    self._cond.wait()
 
     def _all_workers_busy(self) -> bool:
-        """Every worker is running a job: a describe sent to one would wait for the job to end.
-        (A worker still warming up is not busy: it will answer in seconds, without a new process.)"""
-        return all(lane.warm and not lane.idle for lane in self._lanes)
+        """Every worker is running something: a describe sent to one would wait for it to end.
+        (A worker still warming up is not busy: it answers in seconds, without a new process.)"""
+        return all(lane.busy for lane in self._lanes)
 
     def _first_startable_job(self) -> PoolJob | None:
         running = {lane.job.session for lane in self._lanes if lane.job is not None}

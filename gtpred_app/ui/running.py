@@ -65,7 +65,7 @@ def collect_finished() -> bool:
     run_id = state.set_current_run(job.run)
     if job.sink is not None:
         store.remember_stored(run_id, job.sink.run_id, job.sink.error)
-    st.session_state["last_run_seconds"] = round(job.seconds, 2)
+    st.session_state["last_run_seconds"] = round(job.seconds or 0.0, 2)
     state.clear_job()
     return True
 
@@ -79,6 +79,6 @@ def is_busy() -> bool:
 def show_workers_starting() -> None:
     """A line in the sidebar while the server's inference workers are still starting (the first
     minute after the server starts): the first run waits for TensorFlow's import, say so."""
-    status = state.worker_pool().status()
-    if status.warm == 0:
-        st.caption(":material/hourglass_top: Starting the inference workers (TensorFlow loads once after the server starts)…")
+    slot = st.empty()  # always drawn, so a rerun replaces an earlier note instead of leaving it grey
+    if state.worker_pool().status().warm == 0:
+        slot.caption(":material/hourglass_top: Starting the inference workers (TensorFlow loads once after the server starts)…")
