@@ -9,8 +9,9 @@ default the usable CPUs) run every evaluation:
   waits behind its first and never blocks anyone else's.
 - A queued job knows its place ("2 runs ahead of yours") and can be cancelled; a running one is
   cancelled through the worker (it stops after the current batch and keeps the part done).
-- Each worker is warmed when the pool starts (TensorFlow imported, the demo model loaded), kept
-  warm while idle, and warmed again after a crash, so a click never pays TensorFlow's import.
+- Each worker is warmed when the pool starts (TensorFlow imported, the demo model loaded; one
+  after the other, so the first is ready sooner and a core stays free for pages), kept warm while
+  idle, and warmed again after a crash, so a click never pays TensorFlow's import.
 - Each worker is started and called only from its own long-lived lane thread: a worker dies with
   the thread that started it (``PR_SET_PDEATHSIG``), so that must never be a page's thread.
 - ``describe`` (a model's facts for the Evaluate page) never waits behind a run: an idle worker
@@ -199,6 +200,7 @@ class InferencePool:
         self.size = max(1, size if size is not None else usable_cpus())
         self.warm_model = str(warm_model) if warm_model is not None else None
         self.keepalive_s = keepalive_s
+
         def worker() -> InferenceWorker:
             return InferenceWorker(memory_limit_mb=memory_limit_mb, time_limit_s=time_limit_s)
 
@@ -210,7 +212,6 @@ class InferencePool:
         self._cond = threading.Condition()
         self._started = False
         self._stopping = False
-        self._created = time.monotonic()
 
     # ----- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -244,6 +245,7 @@ class InferencePool:
                 lane.thread.join(max(0.0, deadline - time.monotonic()))
 
     def status(self) -> PoolStatus:
+        """How many workers are warm, running, and how many jobs wait (the sidebar, benchmarks)."""
         with self._cond:
             return PoolStatus(
                 workers=self.size,
@@ -284,6 +286,7 @@ class InferencePool:
                 self._cond.notify_all()
 
     def place(self, job: PoolJob) -> Place | None:
+        """Where a queued job stands (None once it has left the queue)."""
         with self._cond:
             if job.state != "queued" or job not in self._queue:
                 return None
@@ -319,6 +322,10 @@ class InferencePool:
     # ----- the lanes -----------------------------------------------------------------------------
     def _serve_lane(self, lane: _Lane) -> None:
         if not lane.describes_only:
+            position = self._lanes.index(lane)
+            if position:  # one start-up at a time: the first worker is ready sooner, and a core
+                with self._cond:  # stays free for the pages of a server that has just started
+                    self._cond.wait_for(lambda: self._lanes[position - 1].warm or self._stopping)
             self._warm(lane)
         while True:
             work = self._next_work(lane)
