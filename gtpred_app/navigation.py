@@ -31,6 +31,7 @@ def main() -> None:
         ]
     )
 
+    state.worker_pool()  # the first session starts the server's inference workers, ahead of any click
     if running.collect_finished():
         st.toast("The evaluation has finished: see Results.", icon=":material/check_circle:")
 
@@ -45,6 +46,7 @@ def main() -> None:
         job = state.current_job()
         if job is not None and job.running:
             st.caption(f"Evaluating {job.label}: {job.fraction:.0%}")
+        running.show_workers_starting()
 
     with errors_shown():
         page.run()

@@ -14,7 +14,8 @@ may keep them: the app's worker pool keeps the limits it was created with until 
 | GTPRED_WORKER_MEMORY_MB | address-space limit of the inference worker process    | 8192                 |
 | GTPRED_WORKER_TIME_LIMIT_S | longest one evaluation may run in the worker        | 3600                 |
 | GTPRED_ALLOW_SAVEDMODEL | 1 to accept uploaded TF SavedModels (they are code)     | 0                    |
-| GTPRED_MAX_WORKERS    | most inference worker processes alive at once            | 4                    |
+| GTPRED_WORKERS        | inference workers shared by all sessions (warm, each     | the usable CPUs      |
+|                       | ~0.7 GB with TensorFlow); runs beyond them queue         |                      |
 | GTPRED_SCRATCH_TTL_H  | uploads unused this long (hours) are deleted             | 24                   |
 | GTPRED_RAY_ADDRESS    | the Ray cluster the app's "ray" backend joins            | a local Ray          |
 | GTPRED_MAX_IMAGE_MB   | largest image file read (larger ones are skipped)        | 256                  |
@@ -39,7 +40,7 @@ class Settings:
     worker_memory_mb: int = 8192
     worker_time_limit_s: float = 3600.0
     allow_savedmodel: bool = False
-    max_workers: int = 4
+    workers: int = 1
     scratch_ttl_hours: float = 24.0
     ray_address: str | None = None
     max_image_mb: int = 256
@@ -58,7 +59,7 @@ class Settings:
             worker_memory_mb=int(env.get("GTPRED_WORKER_MEMORY_MB", "8192")),
             worker_time_limit_s=float(env.get("GTPRED_WORKER_TIME_LIMIT_S", "3600")),
             allow_savedmodel=env.get("GTPRED_ALLOW_SAVEDMODEL", "0").strip().lower() in ("1", "true", "yes"),
-            max_workers=int(env.get("GTPRED_MAX_WORKERS", "4")),
+            workers=int(env.get("GTPRED_WORKERS") or usable_cpus()),
             scratch_ttl_hours=float(env.get("GTPRED_SCRATCH_TTL_H", "24")),
             ray_address=env.get("GTPRED_RAY_ADDRESS") or None,
             max_image_mb=int(env.get("GTPRED_MAX_IMAGE_MB", "256")),
@@ -71,6 +72,14 @@ def _days(text: str) -> float:
     """A number of days, or ``never`` (infinity): how long a deleted run stays restorable."""
     text = text.strip().lower() or "30"
     return float("inf") if text in ("never", "inf") else float(text)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under ``taskset``), not the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def get_settings() -> Settings:

@@ -18,6 +18,7 @@ arrives as an ``UnexpectedWorkerError`` naming the log line's reference.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +40,9 @@ from .request import EvaluationRequest
 from .run import Run
 
 log = logging.getLogger("gtpred.worker")
+
+#: Models a warm worker keeps loaded (least recently used dropped first): its memory stays bounded.
+MODEL_CACHE_SIZE = 2
 
 
 @dataclass(frozen=True)
@@ -155,8 +160,41 @@ def _store_error(err: BaseException | None, store_path: Path | None) -> GtpredEr
     return StoreError(f"The run could not be stored: {err}.", "Check the run store's file and disk.", store_path)
 
 
+def _die_with_parent(fd: int) -> None:
+    """End this worker when the process that started it ends, even mid-import (a killed server
+    left its workers running, importing TensorFlow, under PID 1).
+
+    Linux: ``PR_SET_PDEATHSIG`` has the kernel SIGKILL us when the parent *thread* that started us
+    ends, so start workers from a long-lived thread (``gtpred_core.pool`` does), never a request's.
+    Everywhere: a watcher thread exits when the parent's end of our socket closes; that also
+    covers a parent that died before ``prctl`` ran (its end is closed already).
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # no prctl: the socket watcher below still ends us
+    import select
+
+    if not hasattr(select, "poll"):
+        return
+    hangup = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, hangup)
+        while True:
+            if any(events & hangup for _, events in poller.poll()):
+                os._exit(0)  # the server is gone: nobody will read what we would compute
+
+    threading.Thread(target=watch, name="gtpred-parent-watch", daemon=True).start()
+
+
 def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0) -> None:
     """The worker loop (``python -m gtpred_core.worker FD LIMIT``): one request at a time."""
+    _die_with_parent(fd)  # first, before TensorFlow's seconds-long import
     from multiprocessing.connection import Connection
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -173,19 +211,30 @@ def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0)
     signal.signal(signal.SIGUSR1, lambda *_: cancel.set())  # the caller's Cancel button
     connection = Connection(fd)
     from .evaluation import evaluate
+    from .fingerprints import file_sha256
     from .model import load_model
 
-    models: dict[tuple, Any] = {}  # the warm worker keeps models, keyed by file identity
+    models: OrderedDict[str, Any] = OrderedDict()  # content sha256 -> model, least recently used first
+    hashes: dict[tuple, str] = {}  # (realpath, size, mtime) -> sha256: each file version is hashed once
 
     def cached_model(path: Path) -> Any:
-        if not path.is_file():
+        """A warm worker keeps its last MODEL_CACHE_SIZE models, keyed by their bytes, so the same
+        model under another name (an upload, a copy on the server) is not loaded again."""
+        if not os.path.isfile(path):
             return load_model(path)  # a SavedModel folder, or a missing file (load_model explains)
-        stat = path.stat()
-        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
-        if key not in models:
-            models.clear()
-            models[key] = load_model(path)
-        return models[key]
+        stat = os.stat(path)
+        identity = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        if identity not in hashes:
+            hashes[identity] = file_sha256(path)
+        digest = hashes[identity]
+        if digest in models:
+            models.move_to_end(digest)
+        else:
+            models[digest] = load_model(path)
+            while len(models) > MODEL_CACHE_SIZE:
+                models.popitem(last=False)
+        # The model loaded from another file with these bytes, named as the caller named it.
+        return dataclasses.replace(models[digest], path=Path(path))
 
     def handle(message: Evaluate | Describe) -> Result | Described:
         if isinstance(message, Describe):
@@ -373,36 +422,6 @@ class InferenceWorker:
             "Nothing else was affected.",
             limit=f"{self.memory_limit_mb} MB" if self.memory_limit_mb else None,
         )
-
-
-class WorkerPool:
-    """At most ``max_workers`` live workers, one per key (a user's session), least recently used
-    idle ones stopped first: each session keeps a warm worker, and memory stays bounded however
-    many sessions come and go. Always ask the pool (``get``) rather than keeping a worker."""
-
-    def __init__(self, max_workers: int = 4, **limits: Any) -> None:
-        self.max_workers = max_workers
-        self.limits = limits
-        self._workers: dict[str, InferenceWorker] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> InferenceWorker:
-        with self._lock:
-            worker = self._workers.pop(key, None) or InferenceWorker(**self.limits)
-            self._workers[key] = worker  # the most recently used is last
-            for other_key in list(self._workers):
-                if len(self._workers) <= self.max_workers:
-                    break
-                other = self._workers[other_key]
-                if other is not worker and not other.busy:
-                    self._workers.pop(other_key).stop()
-            return worker
-
-    def stop_all(self) -> None:
-        with self._lock:
-            for worker in self._workers.values():
-                worker.stop()
-            self._workers.clear()
 
 
 if __name__ == "__main__":

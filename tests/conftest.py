@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Every AppTest is a new session with its own inference worker (~750 MB with TensorFlow); keep
-# at most two idle ones per test process (busy workers are never stopped by the cap).
-os.environ.setdefault("GTPRED_MAX_WORKERS", "2")
+# The app's AppTests share one inference pool per test process; one warm worker (~0.7 GB with
+# TensorFlow) is enough for them and keeps parallel test processes light.
+os.environ.setdefault("GTPRED_WORKERS", "1")
 
 from gtpred_core.demo import class_name_for_digit, demo_class_names, digit_images, write_digits_folder
 

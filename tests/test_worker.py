@@ -148,17 +148,16 @@ def test_describe_reads_the_model_in_the_worker_and_the_store_failing_never_fail
     assert isinstance(result.store_error, GtpredError) and "cannot be opened" in str(result.store_error)
 
 
-def test_the_pool_keeps_one_worker_per_key_and_stops_the_least_recently_used_idle_ones():
-    from gtpred_core.worker import WorkerPool
+def test_the_warm_worker_serves_a_copy_under_its_own_name_and_reloads_a_file_replaced_in_place(worker, softmax_model, logits_model, digits_dir, tmp_path):
+    """Models are cached by content: a copy of a loaded model is named as the caller named it, and
+    new bytes at the same path are never answered with the old model."""
+    import shutil
 
-    pool = WorkerPool(max_workers=2)
-    a, b = pool.get("a"), pool.get("b")
-    for worker in (a, b):
-        worker.start()
-    try:
-        assert pool.get("a") is a  # the same session keeps its worker
-        c = pool.get("c")  # b is now the least recently used
-        assert not b.alive and a.alive and pool.get("a") is a and c is not b
-    finally:
-        pool.stop_all()
-    assert not a.alive
+    copy = tmp_path / "copy of the model.keras"
+    shutil.copy(softmax_model, copy)
+    worker.evaluate(softmax_model, digits_dir)
+    run = worker.evaluate(copy, digits_dir)
+    assert run.info.model == str(copy) and worker.describe(copy).name == "copy of the model.keras"
+    shutil.copy(logits_model, copy)  # another model's bytes at the same path
+    assert worker.describe(copy).activation != worker.describe(softmax_model).activation
+    assert predictions_csv(worker.evaluate(copy, digits_dir)) == predictions_csv(evaluate_folder(logits_model, digits_dir))

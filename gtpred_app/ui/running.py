@@ -1,12 +1,15 @@
-"""The progress panel of a running evaluation: bar, images/s, time left, Cancel.
+"""The progress panel of an evaluation: its place in the queue, then bar, images/s, time left; Cancel.
 
-Inference runs in a worker thread (see ``jobs``); this panel keeps the page's script alive in
-a short polling loop that redraws the bar, so the page updates without reruns. Why not a
+Inference runs in the server's worker pool (see ``jobs``); this panel keeps the page's script
+alive in a short polling loop that redraws the bar, so the page updates without reruns. The loop
+only reads the job's fields: no lock is held while the run goes, and other pages (and other
+people's sessions) answer from the store meanwhile. Why not a
 ``st.fragment(run_every=...)``: after every script or fragment run Streamlit calls
 ``keras.backend.clear_session()`` and a full garbage collection, and doing that several times a
 second starved the worker thread (the demo stalled at 0 images). A Cancel click interrupts the
-loop with a rerun; the rerun sees the click, sets the job's cancel event, and keeps following
-the job until the core stops after its current batch and returns the part already done.
+loop with a rerun; the rerun sees the click, drops a queued job at once, or sets a running job's
+cancel event and keeps following it until the core stops after its current batch and returns
+the part already done.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ def show_job(origin: str) -> None:
         _follow(job)
     if job.error is not None:
         show_error(job.error)
+    elif job.cancelled_before_start:
+        st.info("Cancelled before it started: nothing was evaluated.", icon=":material/stop:")
+        state.clear_job()
     elif collect_finished():
         run_id = st.session_state.get("run_id")
         st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: str(run_id)} if run_id is not None else None)
@@ -37,15 +43,15 @@ def show_job(origin: str) -> None:
 
 def _follow(job) -> None:
     with st.container(border=True):
-        st.markdown(f"**Evaluating {job.label}**")
+        st.text(f"Evaluating {job.label}")  # a folder's name is text, never Markdown
         bar = st.progress(job.fraction, text=job.progress_text())
         st.button(
             "Cancel",
             key="cancel_run",
             icon=":material/stop:",
-            on_click=job.cancel.set,  # callbacks run first in the rerun: no wait for the page
+            on_click=job.request_cancel,  # callbacks run first in the rerun: no wait for the page
             disabled=job.cancel.is_set(),
-            help="Stop after the current batch and keep the results so far.",
+            help="Leave the queue, or stop after the current batch and keep the results so far.",
         )
         while job.running:
             time.sleep(POLL_SECONDS)
@@ -63,12 +69,20 @@ def collect_finished() -> bool:
         state.open_run(saved.run_id)
     else:
         state.keep_unsaved_run(job.run, saved.error if saved is not None else None)
-    st.session_state["last_run_seconds"] = round(job.finished - job.started, 2)
+    st.session_state["last_run_seconds"] = round(job.seconds or 0.0, 2)
     state.clear_job()
     return True
 
 
 def is_busy() -> bool:
-    """True while this session's evaluation runs (one at a time per session)."""
+    """True while this session's evaluation is queued or runs (one at a time per session)."""
     job = state.current_job()
     return job is not None and job.running
+
+
+def show_workers_starting() -> None:
+    """A line in the sidebar while the server's inference workers are still starting (the first
+    minute after the server starts): the first run waits for TensorFlow's import, say so."""
+    slot = st.empty()  # always drawn, so a rerun replaces an earlier note instead of leaving it grey
+    if state.worker_pool().status().warm == 0:
+        slot.caption(":material/hourglass_top: Starting the inference workers (TensorFlow loads once after the server starts)…")

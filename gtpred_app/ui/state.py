@@ -18,13 +18,14 @@ from typing import Any, Mapping, Sequence
 import streamlit as st
 
 from gtpred_core import ClassOrder, GtpredError, ImageFolder, Run, index_image_folder
+from gtpred_core.pool import InferencePool
 from gtpred_core.request import EvaluationRequest
-from gtpred_core.worker import InferenceWorker, ModelFacts, WorkerPool
+from gtpred_core.worker import ModelFacts
 from gtpred_core.settings import get_settings
 
 from . import links, store
 from .errors import show_error
-from .jobs import EvaluationJob, start_job
+from .jobs import EvaluationJob, submit_job
 
 log = logging.getLogger("gtpred.app")
 
@@ -227,23 +228,29 @@ def clicked_row(key: str, selection: Mapping[str, Any]) -> int | None:
     return int(cells[0][0]) if cells else (int(rows[0]) if rows else None)
 
 
-# ----- the session's inference worker and what it reads from models ------------------------------
+# ----- the server's inference workers and what they read from models ------------------------------
 @st.cache_resource(show_spinner=False)
-def worker_pool() -> WorkerPool:
-    """The server's inference workers: at most GTPRED_MAX_WORKERS processes (memory and time
-    limits from the settings), one per session, least recently used idle ones stopped first."""
+def worker_pool() -> InferencePool:
+    """The server's inference workers, shared by every session: GTPRED_WORKERS warm processes
+    (memory and time limits from the settings) behind a fair queue. The first session starts
+    them, so TensorFlow's import is paid before anyone clicks, and never in the web server."""
     settings = get_settings()
-    return WorkerPool(
-        settings.max_workers, memory_limit_mb=settings.worker_memory_mb, time_limit_s=settings.worker_time_limit_s
+    pool = InferencePool(
+        settings.workers, memory_limit_mb=settings.worker_memory_mb, time_limit_s=settings.worker_time_limit_s
     )
+    pool.start()
+    return pool
 
 
-def session_worker() -> InferenceWorker:
-    """This session's inference worker: a separate process that loads models and runs
-    evaluations, reused for the session's runs while it lives. TensorFlow is imported there,
-    never in the web server."""
-    key = st.session_state.setdefault("worker_key", secrets.token_hex(8))
-    return worker_pool().get(key)
+def session_worker() -> InferencePool:
+    """Where this session's models are read and run: the server's shared pool (``describe``
+    never waits behind a run; evaluations queue, see ``start_evaluation``)."""
+    return worker_pool()
+
+
+def session_key() -> str:
+    """This session's place in the pool's queue: one running evaluation per key."""
+    return st.session_state.setdefault("worker_key", secrets.token_hex(8))
 
 
 def _fingerprint(path: Path) -> tuple[int, int]:
@@ -291,7 +298,8 @@ def start_evaluation(
     backend: str = "local",
     head: str = "auto",
 ) -> EvaluationJob:
-    """Start evaluating in the session's worker process; the Evaluate page polls the job.
+    """Queue the evaluation in the server's worker pool; the Evaluate page follows the job
+    (its place in the queue, then its progress). Nothing here waits for inference.
 
     The page's choices become one ``EvaluationRequest`` (checked here, before the worker sees
     it). The worker saves the run in the run store as it goes (a cancelled run with the part
@@ -310,15 +318,14 @@ def start_evaluation(
         store_path=Path(store.store_path()),
         run_name=f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order",
     )
-    worker = session_worker()
     saved = SavedAs()
 
-    def evaluate(progress, cancel) -> Run:
+    def evaluate(worker, progress, cancel) -> Run:
         result = worker.evaluate(request, progress=progress, cancel=cancel)
-        saved.run_id, saved.error = result.run_id, result.store_error
+        saved.run_id, saved.error = result.run_id, result.store_error  # in the pool's lane thread
         return result.run
 
-    job = start_job(label, len(folder.files), evaluate, origin=origin)
+    job = submit_job(worker_pool(), session_key(), label, len(folder.files), evaluate, origin=origin)
     job.sink = saved
     st.session_state["job"] = job
     return job
@@ -333,6 +340,7 @@ class SavedAs:
 
 
 def current_job() -> EvaluationJob | None:
+    """This session's last evaluation (queued, running, or finished and not yet collected)."""
     return st.session_state.get("job")
 
 

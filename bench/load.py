@@ -1,0 +1,395 @@
+"""N people at once: real browser sessions against one server, "Run the demo" pressed in all together.
+
+A figure, not a pass/fail test (``tests/browser/test_load.py`` runs it small and checks results
+and isolation only). What it does:
+
+1. starts ``streamlit run app.py`` pinned to one CPU with ``taskset`` (its inference workers
+   inherit the pin), then pins this process, and so the browser it starts, to another CPU:
+   people's browsers run on their own machines, and eight headless Streamlit tabs would otherwise
+   take most of a 2-core machine (renderers ignore ``nice``);
+2. an observer session runs the demo alone first (the workers are warm after it), and opens its
+   Results and Mispredictions pages in two tabs;
+3. opens N sessions on the Evaluate page, then presses **Run the demo** in all of them at once;
+4. while those runs go, the observer clicks confusion-matrix cells and misprediction rows and
+   reloads its Results page, and each session that already has its results clicks cells too;
+5. prints each session's time from its click to its results, click latency percentiles, reload
+   times, and memory: each warm worker's RSS after the observer's run, and the peak RSS of the
+   server with its workers during the load.
+
+    python bench/load.py --sessions 8 [--workers W] [--server-cpu 0] [--browser-cpu 1] [--json out.json] [--verbose]
+
+Also printed: the CPU seconds the web server, the workers and the browsers used during the load,
+which tells whose core was the bottleneck (on a busy shared machine, it is often the browsers').
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+#: Two confusion cells of the demo under Keras order, and the caption a click on each shows.
+CELLS = [
+    ('path[aria-label^="Predicted class: Class_9; True class: Class_10;"]', "True Class_10, predicted Class_9:"),
+    ('path[aria-label^="Predicted class: Class_5; True class: Class_6;"]', "True Class_6, predicted Class_5:"),
+]
+MISPREDICTION_ROW_HEIGHT = 56  # gtpred_app/screens/mispredictions.py
+TABLE_HEADER_HEIGHT = 35
+DEMO_ACCURACY = "8.7%"
+RESULTS_TIMEOUT_S = 900
+VERBOSE = False  # --verbose: print each click as it is measured
+
+
+@dataclass
+class SessionResult:
+    """One person's demo: seconds from the click to the results, what they saw, their run's id."""
+
+    seconds_to_results: float | None = None
+    accuracy: str | None = None
+    run_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class LoadResult:
+    sessions: list[SessionResult]
+    observer_run_id: str | None
+    workers: int
+    cell_clicks_ms: list[float] = field(default_factory=list)
+    misprediction_clicks_ms: list[float] = field(default_factory=list)
+    reloads_s: list[float] = field(default_factory=list)
+    warm_worker_rss_mb: list[float] = field(default_factory=list)
+    server_rss_mb: float = 0.0
+    peak_total_rss_mb: float = 0.0
+    load_seconds: float = 0.0  # from the clicks to the last session's results
+    server_cpu_s: float = 0.0  # CPU the web server used meanwhile (pages, charts, thumbnails)
+    workers_cpu_s: float = 0.0  # CPU the inference workers used meanwhile
+    browsers_cpu_s: float = 0.0  # CPU the browser (all its processes) used meanwhile
+    problems: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"{len(self.sessions)} sessions, {self.workers} inference worker(s)"]
+        times = sorted(s.seconds_to_results for s in self.sessions if s.seconds_to_results is not None)
+        for n, s in enumerate(self.sessions, 1):
+            seen = f"{s.seconds_to_results:6.1f} s  accuracy {s.accuracy}  run {s.run_id}" if s.error is None else f"ERROR {s.error}"
+            lines.append(f"  session {n}: {seen}")
+        if times:
+            lines.append(f"time to results: first {times[0]:.1f} s, median {statistics.median(times):.1f} s, last {times[-1]:.1f} s")
+        clicks = self.cell_clicks_ms + self.misprediction_clicks_ms
+        for name, values in (("all clicks", clicks), ("  matrix cell", self.cell_clicks_ms), ("  misprediction", self.misprediction_clicks_ms)):
+            lines.append(f"{name:<17}{_percentiles(values, 'ms')}")
+        lines.append(f"{'reload Results':<17}{_percentiles([s * 1000 for s in self.reloads_s], 'ms')}")
+        rss = ", ".join(f"{mb:.0f}" for mb in self.warm_worker_rss_mb) or "n/a"
+        lines.append(f"memory: warm worker(s) {rss} MB RSS each; server {self.server_rss_mb:.0f} MB; "
+                     f"server + workers peak {self.peak_total_rss_mb:.0f} MB")
+        lines.append(f"CPU during the load ({self.load_seconds:.1f} s): web server {self.server_cpu_s:.1f} s, "
+                     f"inference workers {self.workers_cpu_s:.1f} s, browsers {self.browsers_cpu_s:.1f} s")
+        lines += [f"problem: {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+def _percentiles(values: list[float], unit: str) -> str:
+    if not values:
+        return "no samples"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (f"p50 {statistics.median(ordered):6.0f} {unit}   p95 {p95:6.0f} {unit}   max {ordered[-1]:6.0f} {unit}"
+            f"   (n={len(ordered)}, started while the runs went)")
+
+
+# ----- the server and its memory --------------------------------------------------------------------
+def start_server(port: int, cpu: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", str(cpu), *command]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    return process
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"streamlit did not start; see {log}")
+        time.sleep(0.3)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        children = _children(frontier.pop())
+        found += children
+        frontier += children
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(server: int) -> list[int]:
+    return [pid for pid in _children(server) if b"gtpred_core.worker" in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+# ----- the browser sessions ---------------------------------------------------------------------------
+async def _idle(page) -> None:
+    await page.wait_for_selector(IDLE)
+
+
+async def _open_evaluate(context, url: str):
+    page = await context.new_page()
+    page.set_default_timeout(RESULTS_TIMEOUT_S * 1000)
+    await page.goto(url)
+    await page.get_by_role("button", name="Run the demo").wait_for()
+    await _idle(page)
+    return page
+
+
+async def _run_demo(page, result: SessionResult) -> None:
+    try:
+        await page.get_by_role("button", name="Run the demo").click()
+        clicked = time.perf_counter()
+        await page.get_by_role("heading", name="Confusion matrix").wait_for()
+        result.seconds_to_results = time.perf_counter() - clicked
+        result.accuracy = (await page.locator('[data-testid="stMetricValue"]').first.inner_text()).strip()
+        result.run_id = parse_qs(urlparse(page.url).query).get("run", [None])[0]
+    except Exception as err:  # noqa: BLE001 - reported per session, the others go on
+        result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+async def _click_cell(page, n: int) -> float:
+    """Click the n-th demo cell (alternating, so each click changes the caption); milliseconds."""
+    selector, caption = CELLS[n % len(CELLS)]
+    started = time.perf_counter()
+    await page.locator(f'[data-testid="stVegaLiteChart"] {selector}').click()
+    await page.get_by_text(caption).wait_for()
+    await _idle(page)
+    return _log("matrix cell", (time.perf_counter() - started) * 1000)
+
+
+def _log(what: str, ms: float) -> float:
+    if VERBOSE:
+        print(f"{time.strftime('%H:%M:%S')} {what}: {ms:.0f} ms", flush=True)
+    return ms
+
+
+async def _click_misprediction(page, n: int) -> float:
+    """Click a row of the Mispredictions table (rows 0 and 1 in turn); milliseconds until its
+    file is in the URL and its detail is drawn."""
+    table = page.locator('[data-testid="stDataFrame"]').first
+    box = await table.bounding_box()
+    before = parse_qs(urlparse(page.url).query).get("file", [None])[0]
+    row = n % 2
+    started = time.perf_counter()
+    await page.mouse.click(box["x"] + 18, box["y"] + TABLE_HEADER_HEIGHT + MISPREDICTION_ROW_HEIGHT * row + MISPREDICTION_ROW_HEIGHT / 2)
+    await page.wait_for_function("before => new URLSearchParams(location.search).get('file') !== before", arg=before)
+    selected = parse_qs(urlparse(page.url).query)["file"][0]
+    detail = page.locator('[data-testid="stColumn"]').filter(has_text="Top-5 probabilities")
+    await detail.get_by_text(selected, exact=True).wait_for()
+    await _idle(page)
+    return _log("misprediction", (time.perf_counter() - started) * 1000)
+
+
+async def _reload(page) -> float:
+    started = time.perf_counter()
+    await page.reload()
+    await page.get_by_role("heading", name="Confusion matrix").wait_for()
+    await _idle(page)
+    return _log("reload Results", (time.perf_counter() - started) * 1000) / 1000
+
+
+async def measure(url: str, n_sessions: int, server_pid: int, workers: int) -> LoadResult:
+    from playwright.async_api import ViewportSize, async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        viewport: ViewportSize = {"width": 1500, "height": 1900}
+
+        # The observer: one run alone first (the workers are warm after it), then its results open
+        # in two windows that it clicks in while everybody else's runs go.
+        observer = await browser.new_context(viewport=viewport)
+        first = await _open_evaluate(observer, url)
+        mine = SessionResult()
+        await _run_demo(first, mine)
+        if mine.error is not None:
+            raise RuntimeError(f"the observer's demo failed: {mine.error}")
+        await _idle(first)
+        warm_rss = [rss_mb(pid) for pid in worker_pids(server_pid)]
+        # Its own context (window): a second tab of one window is hidden, and Chromium hardly
+        # draws hidden tabs (a click on one took 11 s on an idle machine).
+        results_tab, mispredictions_tab = first, await (await browser.new_context(viewport=viewport)).new_page()
+        mispredictions_tab.set_default_timeout(120_000)
+        await mispredictions_tab.goto(f"{url}/mispredictions?run={mine.run_id}")
+        await mispredictions_tab.get_by_role("heading", name="Mispredictions").wait_for()
+        await mispredictions_tab.locator('[data-testid="stDataFrame"]').first.wait_for()
+        await _idle(mispredictions_tab)
+        await mispredictions_tab.wait_for_timeout(500)  # the table's canvas draws after its element
+        # One click each before the load: a window's first click also pays one-off costs (the
+        # chart's first event, cold thumbnails) that are not what this measures.
+        await _click_cell(results_tab, 1)
+        await _click_misprediction(mispredictions_tab, 1)
+
+        # N people on the Evaluate page, then the demo pressed in all at once.
+        contexts = [await browser.new_context(viewport=viewport) for _ in range(n_sessions)]
+        pages = await asyncio.gather(*(_open_evaluate(context, url) for context in contexts))
+        result = LoadResult(sessions=[SessionResult() for _ in pages], observer_run_id=mine.run_id, workers=workers,
+                            warm_worker_rss_mb=warm_rss)
+        result.server_rss_mb = rss_mb(server_pid)
+        runs_going = True
+
+        async def sample_memory() -> None:
+            while runs_going:
+                total = rss_mb(server_pid) + sum(rss_mb(pid) for pid in _children(server_pid))
+                result.peak_total_rss_mb = max(result.peak_total_rss_mb, total)
+                await asyncio.sleep(0.5)
+
+        async def session(page, outcome: SessionResult) -> None:
+            await _run_demo(page, outcome)
+            n = 0
+            while runs_going and outcome.error is None:  # a person with results looks around
+                result.cell_clicks_ms.append(await _click_cell(page, n))  # clicked while runs went
+                n += 1
+
+        async def observe() -> None:
+            n = 0
+            while runs_going:  # each sample is of an action started while the runs went
+                result.cell_clicks_ms.append(await _click_cell(results_tab, n))
+                if runs_going:
+                    result.misprediction_clicks_ms.append(await _click_misprediction(mispredictions_tab, n))
+                if n % 3 == 2 and runs_going:
+                    result.reloads_s.append(await _reload(results_tab))
+                n += 1
+
+        workers_before = {pid: cpu_seconds(pid) for pid in worker_pids(server_pid)}
+        browsers_before = {pid: cpu_seconds(pid) for pid in _descendants(os.getpid())}
+        server_before, load_started = cpu_seconds(server_pid), time.perf_counter()
+        sampler, watcher = asyncio.create_task(sample_memory()), asyncio.create_task(observe())
+        sessions = [asyncio.create_task(session(page, outcome)) for page, outcome in zip(pages, result.sessions)]
+
+        async def all_have_results() -> None:
+            while any(s.seconds_to_results is None and s.error is None for s in result.sessions):
+                await asyncio.sleep(0.1)
+
+        await all_have_results()
+        runs_going = False
+        result.load_seconds = time.perf_counter() - load_started
+        result.server_cpu_s = cpu_seconds(server_pid) - server_before
+        result.workers_cpu_s = sum(cpu_seconds(pid) - workers_before.get(pid, 0.0) for pid in worker_pids(server_pid))
+        result.browsers_cpu_s = sum(cpu_seconds(pid) - browsers_before.get(pid, 0.0) for pid in _descendants(os.getpid()))
+        for outcome in await asyncio.gather(*sessions, watcher, sampler, return_exceptions=True):
+            if isinstance(outcome, Exception):  # a click that timed out: say so, keep the figures
+                result.problems.append(f"{type(outcome).__name__}: {str(outcome).splitlines()[0] if str(outcome) else ''}")
+        await browser.close()
+        return result
+
+
+def run(n_sessions: int, workers: int | None = None, server_cpu: int | None = None, browser_cpu: int | None = None) -> LoadResult:
+    """Start a server, measure, stop it. Pins this process to ``browser_cpu`` (run it as a script)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpu = cpus[0] if server_cpu is None else server_cpu
+    browser_cpu = (cpus[1] if len(cpus) > 1 else cpus[0]) if browser_cpu is None else browser_cpu
+    with tempfile.TemporaryDirectory(prefix="gtpred-load-") as tmp:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "GTPRED_DB": str(Path(tmp) / "runs.sqlite3")}
+        if workers is not None:
+            env["GTPRED_WORKERS"] = str(workers)
+        else:
+            env.pop("GTPRED_WORKERS", None)  # the default: the server's usable CPUs (one, pinned)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log = Path(tmp) / "server.log"
+        server = start_server(port, server_cpu, env, log)
+        try:
+            os.sched_setaffinity(0, {browser_cpu})  # the browser and its renderers start from here
+            result = asyncio.run(measure(f"http://127.0.0.1:{port}", n_sessions, server.pid, workers or 1))
+            result.workers = len(worker_pids(server.pid))
+            return result
+        finally:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            if server.returncode not in (0, -15):
+                sys.stderr.write(log.read_text()[-4000:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=None, help="GTPRED_WORKERS for the server (default: its usable CPUs)")
+    parser.add_argument("--server-cpu", type=int, default=None)
+    parser.add_argument("--browser-cpu", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--verbose", action="store_true", help="print each click as it is measured")
+    args = parser.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
+    result = run(args.sessions, args.workers, args.server_cpu, args.browser_cpu)
+    print(result.report())
+    if args.json is not None:
+        args.json.write_text(json.dumps(asdict(result), indent=1))
+
+
+if __name__ == "__main__":
+    main()
