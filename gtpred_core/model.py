@@ -9,6 +9,7 @@ through its ``serving_default`` signature, which is what ``keras.layers.TFSMLaye
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -69,7 +70,7 @@ def load_model(path: str | Path) -> LoadedModel:
     """Load ``path`` (``.keras``, ``.h5`` or a SavedModel folder) for inference."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise ModelError(f"Model not found: {path}.", "Check the path.", path)
+        raise ModelError(f"Model not found: {path.name}.", "Check the path.", path)  # the full path: err.path
     kind = model_kind(path)
     if kind == "savedmodel":
         return _load_savedmodel(path)
@@ -201,9 +202,15 @@ def _last_activation(model: Any) -> str | None:
     return None
 
 
+#: The folders of an absolute path inside a library's message (``filepath=/srv/x/m.keras``).
+_FOLDERS_OF_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s/]+/)+")
+
+
 def _first_line(err: BaseException) -> str:
+    """A library error's first line with the folders cut from any absolute path in it (Keras
+    says ``filepath=/scratch/.../m.keras``): messages name files, never the server's layout."""
     text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    return _FOLDERS_OF_ABSOLUTE_PATH.sub("", text[0]) if text else type(err).__name__
 
 
 def _explain_load_failure(path: Path, err: Exception) -> ModelError:

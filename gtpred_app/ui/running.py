@@ -17,6 +17,7 @@ import streamlit as st
 
 from . import links, state
 from .errors import show_error
+from .text import md
 
 POLL_SECONDS = 0.25
 
@@ -37,7 +38,7 @@ def show_job(origin: str) -> None:
 
 def _follow(job) -> None:
     with st.container(border=True):
-        st.markdown(f"**Evaluating {job.label}**")
+        st.markdown(f"**Evaluating {md(job.label)}**")
         bar = st.progress(job.fraction, text=job.progress_text())
         st.button(
             "Cancel",
