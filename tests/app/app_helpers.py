@@ -41,8 +41,9 @@ def stored_run(run_id: str | int):
 
 def shown(markdown: str) -> str:
     """Markdown as a person reads it: the backslash escapes ``md`` puts before users' names
-    (and error messages) removed, so ``Class\\_3`` reads ``Class_3``."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+    (and error messages) removed, so ``Class\\_3`` reads ``Class_3``, and the invisible word
+    joiner ``md`` puts before a bare link's ``.``/``:``/``@`` dropped."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
 def texts(at: AppTest) -> str:
