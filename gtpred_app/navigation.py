@@ -9,6 +9,7 @@ import streamlit as st
 from gtpred_app.ui import links, running, state
 from gtpred_app.ui.errors import errors_shown
 from gtpred_app.ui.panels import run_caption
+from gtpred_app.ui.text import md
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
             st.caption(run_caption(run))
         job = state.current_job()
         if job is not None and job.running:
-            st.caption(f"Evaluating {job.label}: {job.fraction:.0%}")
+            st.caption(f"Evaluating {md(job.label)}: {job.fraction:.0%}")
         running.show_workers_starting()
 
     with errors_shown():

@@ -75,6 +75,19 @@ def summary_json(run: Run) -> str:
     return json.dumps(run.summary(), indent=2, ensure_ascii=False)
 
 
+def shareable_summary_json(run: Run, data_root: str | Path | None) -> str:
+    """``summary.json`` for the app's downloads: the model and images named as users see them
+    (relative to the data root, or an upload's own name), never by the server's full paths. The
+    CLI's ``summary.json`` keeps the paths its user typed."""
+    from .uploads.server_paths import path_for_users
+
+    summary = run.summary()
+    for key in ("model", "images"):
+        if summary["run"].get(key):
+            summary["run"][key] = path_for_users(summary["run"][key], data_root)
+    return json.dumps(summary, indent=2, ensure_ascii=False)
+
+
 def write_outputs(run: Run, out_dir: str | Path) -> tuple[Path, Path]:
     """Write both files into ``out_dir`` (created if needed); return their paths."""
     out = Path(out_dir)

@@ -15,6 +15,7 @@ is it left to the outputs, which evaluation then reads from the first batch on e
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -173,7 +174,7 @@ def load_model(path: str | Path) -> LoadedModel:
     """Load ``path`` (``.keras``, ``.h5`` or a SavedModel folder) for inference."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise ModelError(f"Model not found: {path}.", "Check the path.", path)
+        raise ModelError(f"Model not found: {path.name}.", "Check the path.", path)  # the full path: err.path
     kind = model_kind(path)
     if kind == "savedmodel":
         return _load_savedmodel(path)
@@ -347,9 +348,15 @@ def output_activation(model: Any) -> str | None:
     return None
 
 
+#: The folders of an absolute path inside a library's message (``filepath=/srv/x/m.keras``).
+_FOLDERS_OF_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s/]+/)+")
+
+
 def _first_line(err: BaseException) -> str:
+    """A library error's first line with the folders cut from any absolute path in it (Keras
+    says ``filepath=/scratch/.../m.keras``): messages name files, never the server's layout."""
     text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    return _FOLDERS_OF_ABSOLUTE_PATH.sub("", text[0]) if text else type(err).__name__
 
 
 def guess_file_type(path: Path) -> str:

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from gtpred_app.ui.text import md
+from gtpred_app.ui.text import WORD_JOINER, md
 
 HOSTILE = [
     "[Session expired: sign in again](https:evil.example)",
@@ -38,5 +38,17 @@ def test_escaped_names_render_as_their_own_text(name):
     assert "<a" not in rendered and "<img" not in rendered
     assert not re.search(r"<(strong|em|s|del|code|h\d|li)>", rendered)
     text = html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip()
-    assert text == " ".join(name.split("\n")).strip()
+    assert text.replace(WORD_JOINER, "") == " ".join(name.split("\n")).strip()
+
+
+@pytest.mark.parametrize(
+    "name, broken",
+    [("www.evil.example", "www\u2060."), ("https://evil.example", "https\u2060:"), ("HTTP://x.y", "HTTP\u2060:"), ("user@evil.example", "user\u2060@")],
+)
+def test_bare_links_are_broken_by_an_invisible_joiner(name, broken):
+    # remark-gfm links www./http(s)://a@b in the text after escapes are resolved: escapes alone
+    # do not stop it (the browser walk over all pages saw it); the joiner does, invisibly.
+    unescaped = re.sub(r"\\(.)", r"\1", md(name))
+    assert broken in unescaped and unescaped.replace(WORD_JOINER, "") == name
+    assert not re.search(r"(?i)(https?://|www(?=\.))|[-.\w+]+@", unescaped)
 

@@ -7,6 +7,7 @@ import streamlit as st
 from gtpred_core.class_order import class_indices_json, labels_txt
 
 from gtpred_app.ui import panels, state
+from gtpred_app.ui.text import md
 
 run = state.require_run()
 in_use = run.info.class_order_source
@@ -26,7 +27,7 @@ if differs:
     st.warning(
         f"**{differs} of {len(table)} classes get a different index under these orders** "
         "(highlighted). For those classes the names depend on which order the model was trained "
-        f"with; this run reads the outputs in the **{in_use}** order. If that is not the "
+        f"with; this run reads the outputs in the **{md(in_use)}** order. If that is not the "
         "training order, their results are someone else's."
     )
 else:

@@ -12,6 +12,7 @@ from gtpred_core import GtpredError
 from gtpred_app.ui import charts, links, panels, state, store, tables
 from gtpred_app.ui.errors import errors_shown
 from gtpred_app.ui.images import with_thumbnails
+from gtpred_app.ui.text import md
 
 PAGE_SIZE = 25
 ROW_HEIGHT = 44
@@ -49,7 +50,7 @@ def _linked(param: str) -> int | None:
     if raw is None or run_id in labels:
         return run_id
     if run_id is None:
-        st.warning(f"This link names no stored run ({param}={raw!r} is not a run number).", icon=":material/link_off:")
+        st.warning(f"This link names no stored run ({param}={md(repr(raw))} is not a run number).", icon=":material/link_off:")
         return None
     try:
         row = store.run_store().get(run_id)

@@ -13,6 +13,7 @@ from gtpred_core.preprocessing import check_preprocess
 
 from gtpred_app.ui import running, sources, state
 from gtpred_app.ui.errors import errors_shown
+from gtpred_app.ui.text import md
 
 st.title("Evaluate an image classifier")
 st.write(
@@ -42,7 +43,7 @@ if model_path is not None:
         model = state.cached_model(model_path)
         height, width = model.input_size
         st.markdown(
-            f"**{model.name}** takes {height or 'any'} × {width or 'any'} pixel images with "
+            f"**{md(model.name)}** takes {height or 'any'} × {width or 'any'} pixel images with "
             f"{model.channels} channel(s) and outputs **{model.output_width}** values per image "
             f"(rescales its own pixels: {({True: 'yes', False: 'no'}).get(model.rescales_itself, 'unknown')})."
         )
@@ -55,12 +56,12 @@ images_path = None if by_csv else sources.choose_images()
 if images_path is not None:
     with errors_shown():
         folder = state.indexed_folder(str(images_path))
-        st.markdown(f"**{len(folder.files):,} images in {len(folder.class_names)} classes** in `{images_path.name}`")
+        st.markdown(f"**{len(folder.files):,} images in {len(folder.class_names)} classes** in {md(images_path.name)}")
         if folder.ignored:
             with st.expander(f"{len(folder.ignored):,} files are not images and will be ignored"):
                 st.code("\n".join(folder.ignored[:200]) + ("\n…" if len(folder.ignored) > 200 else ""))
         for name in folder.empty_classes:
-            st.warning(f"The class folder `{name}` holds no images; it stays a class, as in Keras.")
+            st.warning(f"The class folder '{md(name)}' holds no images; it stays a class, as in Keras.")
 if labels_csv is not None:
     with errors_shown():
         folder = sources.labels_csv_folder(labels_csv)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gtpred_app.ui import links, panels, state, store, tables
 from gtpred_app.ui.errors import errors_shown, show_error
+from gtpred_app.ui.text import md
 
 #: Bumped when a run is deleted: a new table, so a row selection never points at another run.
 VERSION = "history_version"
@@ -91,7 +92,7 @@ if picked is None or picked >= len(stored):
     st.stop()
 row = stored[picked]
 
-st.subheader(f"#{row.id} · {row.name}")
+st.subheader(f"#{row.id} · {md(row.name)}")
 st.text(
     f"Model {Path(row.model).name} on {Path(row.images).name} · class order {row.class_order_source} · "
     f"preprocessing {row.preprocess} · {row.n_images:,} images · status {row.status}"
@@ -124,7 +125,7 @@ name_col.text_input("Name", value=row.name, key=f"rename-{row.id}", max_chars=20
 rename_col.button("Rename", key="history_rename", on_click=_rename, args=(row.id,), width="stretch")
 
 if st.session_state.get("confirm_delete") == row.id:
-    st.warning(f"Delete run #{row.id} **{row.name}** ({row.n_images:,} images) from the history? This cannot be undone.")
+    st.warning(f"Delete run #{row.id} **{md(row.name)}** ({row.n_images:,} images) from the history? This cannot be undone.")
     yes, no = st.columns(2)
     yes.button("Delete for good", type="primary", key="history_delete_yes", on_click=_delete, args=(row.id,), width="stretch")
     no.button("Keep it", key="history_delete_no", on_click=_ask_delete, args=(None,), width="stretch")

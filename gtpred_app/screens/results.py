@@ -10,6 +10,7 @@ from gtpred_core.report import report_html
 
 from gtpred_app.ui import charts, links, panels, state, tables
 from gtpred_app.ui.images import with_thumbnails
+from gtpred_app.ui.text import md
 
 CELL_PAGE_SIZE = 25
 CELL_ROW_HEIGHT = 52
@@ -29,7 +30,7 @@ if run.suggested_class_order:
         icon=":material/swap_vert:",
         key="relabel",
         help="Reads output k as the k-th class of the suggested order: "
-        + ", ".join(run.suggested_class_order)
+        + ", ".join(md(c) for c in run.suggested_class_order)
         + ". Uses the predictions already made (no inference runs) and saves the result as a new run.",
     ):
         state.relabel_current(run, run.suggested_class_order)
@@ -37,9 +38,9 @@ if run.suggested_class_order:
 elif run.info.relabelled_from is not None:
     st.success(
         f"Re-labelled from run #{run.info.relabelled_from} under the class order "
-        f"**{run.info.class_order_source}**, from the same predictions (no inference ran again)."
+        f"**{md(run.info.class_order_source)}**, from the same predictions (no inference ran again)."
     )
-    st.caption("Class order, output 0 first: " + ", ".join(run.class_names))
+    st.caption("Class order, output 0 first: " + ", ".join(md(c) for c in run.class_names))
     st.button(
         f"Back to run #{run.info.relabelled_from} (the original class order)",
         key="undo_relabel",

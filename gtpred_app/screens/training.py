@@ -10,6 +10,7 @@ import streamlit as st
 from gtpred_app.ui import charts, links, panels, state, store, tables
 from gtpred_app.ui.errors import errors_shown
 from gtpred_app.ui.images import with_thumbnails
+from gtpred_app.ui.text import md
 
 PAGE_SIZE = 20
 ROW_HEIGHT = 44
@@ -56,7 +57,7 @@ raw = st.query_params.get(links.TRAINING)
 linked = state.parse_id(raw)
 if raw is not None and linked not in names:
     st.warning(
-        f"This link names training {raw!r}, which is not in this server's history: it was deleted, "
+        f"This link names training {md(repr(raw))}, which is not in this server's history: it was deleted, "
         "or the link was made on another server. The trainings stored here are listed below.",
         icon=":material/link_off:",
     )

@@ -9,11 +9,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from gtpred_core import GtpredError, Run, predictions_csv, summary_json
+from gtpred_core import GtpredError, Run, predictions_csv
 from gtpred_core.diagnostics import WarningCode
+from gtpred_core.export import shareable_summary_json
 
 from . import charts, links, state
+from .errors import without_server_paths
 from .images import enlarged_image
+from .text import md
 
 #: A short headline per warning code; the core's message follows it.
 WARNING_TITLES = {
@@ -29,12 +32,14 @@ _INFO_CODES = {WarningCode.LOGITS_OUTPUT, WarningCode.IGNORED_FILES}
 
 
 def run_caption(run: Run) -> str:
+    """The run in one line of Markdown: model, images, class order, preprocessing. The names in
+    it are the users' (escaped: text, never links) and only names, never server paths."""
     info = run.info
     parts = [
-        f"Model **{Path(info.model).name}**",
-        f"images **{Path(info.images).name}**",
-        f"class order **{info.class_order_source}**",
-        f"preprocessing **{info.preprocess}**",
+        f"Model **{md(Path(info.model).name)}**",
+        f"images **{md(Path(info.images).name)}**",
+        f"class order **{md(info.class_order_source)}**",
+        f"preprocessing **{md(info.preprocess)}**",
         f"re-labelled from run #{info.relabelled_from}" if info.relabelled_from is not None else "",
         f"{info.seconds:.1f} s" if info.seconds else "",
     ]
@@ -42,17 +47,21 @@ def run_caption(run: Run) -> str:
 
 
 def run_warnings(run: Run) -> None:
+    """The run's warnings, each under its headline; the core's message names classes and files
+    (users' names), so it is shown escaped: bold headline ours, the rest plain text."""
     for warning in run.warnings:
         title = WARNING_TITLES.get(warning.code, warning.code)
         show = st.info if warning.code in _INFO_CODES else st.warning
-        text = warning.message
-        if not text.lower().startswith(title.lower()):
-            text = f"**{title}.** {text}"
+        text = md(without_server_paths(warning.message))
+        if not warning.message.lower().startswith(title.lower()):
+            text = f"**{md(title)}.** {text}"
         show(text, icon=":material/warning:")
 
 
 def downloads(run: Run, key: str) -> None:
-    """Predictions CSV and summary JSON, made only when clicked (10,000 rows stay cheap)."""
+    """Predictions CSV and summary JSON, made only when clicked (10,000 rows stay cheap). The
+    summary names the model and images relative to the data root (an upload by its own name):
+    a file people pass around never shows the server's layout."""
     left, right = st.columns(2)
     left.download_button(
         "Predictions CSV",
@@ -66,7 +75,7 @@ def downloads(run: Run, key: str) -> None:
     )
     right.download_button(
         "Summary JSON",
-        data=lambda: summary_json(run),
+        data=lambda: shareable_summary_json(run, state.data_root()),
         file_name="summary.json",
         mime="application/json",
         icon=":material/download:",
@@ -111,7 +120,7 @@ def prediction(run: Run, index: int, who: str = "") -> None:
     verdict = "right" if true_name == pred_name else "wrong"
     lead = f"**{who}:** " if who else ""
     st.markdown(
-        f"{lead}True class **{true_name}** · predicted **{pred_name}** ({confidence:.1%}, {verdict})"
+        f"{lead}True class **{md(true_name)}** · predicted **{md(pred_name)}** ({confidence:.1%}, {verdict})"
     )
     st.caption("Top-5 probabilities" if len(top) == 5 else f"Probabilities (all {len(top)} classes)")
     st.altair_chart(charts.top_k_bars(top), width="stretch", key=f"top-k-{who}" if who else None)
@@ -161,7 +170,7 @@ def stored_status(run_id: int | None, screen: str) -> None:
         return
     error = unsaved.error
     if isinstance(error, GtpredError):
-        reason = error.message
+        reason = md(without_server_paths(error.message, error.path))
     else:
         reason = "the run store failed (the reason is in the server's log)."
     st.warning(

@@ -30,6 +30,7 @@ from gtpred_core.uploads import (
 
 from . import state
 from .errors import errors_shown
+from .text import md
 
 log = logging.getLogger("gtpred.app")
 
@@ -111,7 +112,7 @@ def _folder_browser() -> Path | None:
     with errors_shown():
         children = list_subfolders(root, rel)
         crumbs = " / ".join(["data root", *filter(None, rel.split("/"))])
-        st.markdown(f"Folder: **{crumbs}**")
+        st.markdown(f"Folder: **{md(crumbs)}**")
         left, right = st.columns([4, 1], vertical_alignment="bottom")
         left.selectbox(
             "Open a sub-folder",

@@ -26,6 +26,7 @@ from gtpred_core.settings import get_settings
 from . import links, store
 from .errors import show_error
 from .jobs import EvaluationJob, submit_job
+from .text import md
 
 log = logging.getLogger("gtpred.app")
 
@@ -126,7 +127,7 @@ def require_run() -> Run:
             explain_missing_run(run_id, err)
             st.stop()
     if raw is not None:
-        st.warning(f"This link names no stored run (run={raw!r} is not a run number).", icon=":material/link_off:")
+        st.warning(f"This link names no stored run (run={md(repr(raw))} is not a run number).", icon=":material/link_off:")
     else:
         unsaved = unsaved_run()
         if unsaved is not None:

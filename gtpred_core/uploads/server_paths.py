@@ -36,6 +36,17 @@ def is_inside(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
+def path_for_users(path: str | Path, root: str | Path | None) -> str:
+    """``path`` as people using the server may see it: relative to the data root ``root`` when
+    inside it (``val/cats``), else its own name (an upload in the scratch area, the demo). The
+    server's layout (``/srv/...``, the cache folder) is never part of it; logs keep full paths."""
+    if root is not None:
+        real, root_real = os.path.realpath(path), os.path.realpath(root)
+        if os.path.isdir(root_real) and is_inside(real, root_real) and real != root_real:
+            return Path(os.path.relpath(real, root_real)).as_posix()
+    return Path(str(path)).name
+
+
 def _path_error(user_path: str, problem: str, fix: str) -> UploadError:
     return UploadError(f"The path {user_path!r} {problem}.", fix, user_path)
 

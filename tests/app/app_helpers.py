@@ -7,6 +7,7 @@ stored. That is how a shared link, a refreshed tab or a restarted server finds i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -38,9 +39,16 @@ def stored_run(run_id: str | int):
     return RunStore(default_db_path()).load(int(run_id))
 
 
+def shown(markdown: str) -> str:
+    """Markdown as a person reads it: the backslash escapes ``md`` puts before users' names
+    (and error messages) removed, so ``Class\\_3`` reads ``Class_3``, and the invisible word
+    joiner ``md`` puts before a bare link's ``.``/``:``/``@`` dropped."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
 def texts(at: AppTest) -> str:
-    """Everything the page wrote as Markdown, captions and plain text, in one string."""
-    return " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.text])
+    """Everything the page wrote as Markdown, captions and plain text, in one string, as read."""
+    return shown(" ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.text]))
 
 
 def click_cell(at: AppTest, key: str, row: int, column: str = "file") -> AppTest:

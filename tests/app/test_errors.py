@@ -6,6 +6,8 @@ import logging
 
 from streamlit.testing.v1 import AppTest
 
+from gtpred_app.ui.text import md
+
 
 def _page():
     from gtpred_core import FolderError
@@ -25,7 +27,8 @@ def test_known_errors_show_their_fix_and_unexpected_ones_are_logged_not_shown(ca
         at = AppTest.from_function(_page, default_timeout=30).run()
     assert not at.exception
     known, unexpected = (e.value for e in at.error)
-    assert known == "No class folders in /data/val.\n\n**How to fix it:** Lay the images out one sub-folder per class."
+    # The message and the fix are escaped (text, never Markdown); our own label stays bold.
+    assert known == f"{md('No class folders in /data/val.')}\n\n**How to fix it:** {md('Lay the images out one sub-folder per class.')}"
     assert "has been logged" in unexpected and "secret internal detail" not in unexpected
     assert "the page goes on" in at.markdown[0].value
     (record,) = [r for r in caplog.records if r.name == "gtpred.app"]

@@ -16,7 +16,7 @@ from gtpred_core.demo import DEMO_MODEL, demo_folder
 from gtpred_app.ui.jobs import start_job
 from gtpred_core.store import GuardedWriter
 
-from app_helpers import click_cell, no_exceptions, open_app, texts
+from app_helpers import click_cell, no_exceptions, open_app, shown, texts
 from stored_runs import demo_runs, fresh_store
 
 HISTORY = "gtpred_app/screens/history.py"
@@ -56,7 +56,7 @@ def test_the_history_lists_every_stored_run_newest_first_with_its_numbers(store)
 def test_opening_a_stored_run_shows_it_on_every_results_page_without_inference(store):
     keras_run, _ = demo_runs()
     at = select_row(open_app(HISTORY), 1)
-    assert "#1 · demo, keras order" in at.subheader[0].value
+    assert "#1 · demo, keras order" in shown(at.subheader[0].value)
     at.button(key="history_open").click().run()
     no_exceptions(at)
     assert at.title[0].value == "Results"
@@ -125,7 +125,7 @@ def test_the_selected_run_can_be_downloaded_and_its_checkbox_selects_it_too(stor
     at = open_app(HISTORY)
     at.session_state[f"history-{at.session_state['history_version']}"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
-    assert "#2 · demo, natural order" in at.subheader[0].value
+    assert "#2 · demo, natural order" in shown(at.subheader[0].value)
     assert {b.label for b in at.get("download_button")} == {"Predictions CSV", "Summary JSON"}
 
 

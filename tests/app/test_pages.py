@@ -16,7 +16,7 @@ from gtpred_core.store import RunStore
 from gtpred_app.ui import state
 from gtpred_app.ui.charts import CELL
 
-from app_helpers import click_cell, no_exceptions, open_app, stored_run, texts
+from app_helpers import click_cell, no_exceptions, open_app, shown, stored_run, texts
 from stored_runs import demo_runs, fresh_store
 
 PAGES = ["gtpred_app/screens/evaluate.py", "gtpred_app/screens/results.py", "gtpred_app/screens/mispredictions.py", "gtpred_app/screens/class_mapping.py"]
@@ -206,7 +206,7 @@ def test_class_mapping_highlights_the_classes_whose_index_differs(demo_run_id):
 def test_a_link_with_a_run_that_is_not_a_number_says_so():
     at = open_app("gtpred_app/screens/results.py", run="no-such-run")
     no_exceptions(at)
-    assert "names no stored run" in at.warning[0].value and "'no-such-run'" in at.warning[0].value
+    assert "names no stored run" in at.warning[0].value and "'no-such-run'" in shown(at.warning[0].value)
 
 
 def test_a_run_the_store_cannot_save_stays_in_the_session_without_a_link(tmp_path, monkeypatch):
@@ -244,7 +244,7 @@ def test_bad_uploads_show_a_message_with_the_fix_never_a_traceback():
     at.run()
     at.file_uploader(key="images_zip").upload("val.zip", _zip({"../evil.png": b"x"}), "application/zip").run()
     no_exceptions(at)
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any("broken.keras is not a Keras model file (it is a text file)" in e and "How to fix it" in e for e in errors), errors
     assert any("'..'" in e and "How to fix it" in e for e in errors), errors
     assert at.button(key="run").disabled
@@ -256,7 +256,7 @@ def test_an_uploaded_savedmodel_is_refused_unless_the_server_allows_it(monkeypat
     bundle = _zip({"sm/saved_model.pb": b"graph", "sm/variables/variables.index": b""})
     at.file_uploader(key="model_upload").upload("sm.zip", bundle, "application/zip").run()
     no_exceptions(at)
-    (error,) = [e.value for e in at.error]
+    (error,) = [shown(e.value) for e in at.error]
     assert "does not accept uploaded TF SavedModels" in error and "GTPRED_ALLOW_SAVEDMODEL=1" in error
 
 
