@@ -8,7 +8,6 @@ import streamlit as st
 
 from gtpred_app.ui import links, running, state
 from gtpred_app.ui.errors import errors_shown
-from gtpred_app.ui.panels import run_caption
 
 
 def main() -> None:
@@ -35,6 +34,10 @@ def main() -> None:
     with st.sidebar:
         run = state.current_run()
         if run is not None:
+            # panels imports pandas and Altair (about 1 s on a fresh server): only once there is a
+            # run to describe, so the first page of a fresh session does not wait for them.
+            from gtpred_app.ui.panels import run_caption
+
             accuracy = f"{run.accuracy:.1%}" if run.accuracy is not None else "n/a"
             run_id = state.current_run_id()
             which = f"Run #{run_id}" if run_id is not None else "Current run (not saved)"
