@@ -147,9 +147,9 @@ with listing:
             ROW_HEIGHT,
             {
                 "pred_a": "predicted by A",
-                "confidence_a": st.column_config.ProgressColumn("A's confidence", format="percent", min_value=0, max_value=1),
+                "confidence_a": panels.percent_column("A's confidence"),
                 "pred_b": "predicted by B",
-                "confidence_b": st.column_config.ProgressColumn("B's confidence", format="percent", min_value=0, max_value=1),
+                "confidence_b": panels.percent_column("B's confidence"),
             },
         )
         if clicked:

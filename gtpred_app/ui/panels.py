@@ -5,6 +5,7 @@ clickable tables of files and confusion cells."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +14,9 @@ from gtpred_core import GtpredError, Run, predictions_csv, summary_json
 
 from . import charts, links, state
 from .images import enlarged_image
+
+if TYPE_CHECKING:
+    from streamlit.elements.lib.column_types import ColumnConfig
 
 #: A short headline per warning code; the core's message follows it.
 WARNING_TITLES = {
@@ -35,7 +39,8 @@ def run_caption(run: Run) -> str:
         f"class order **{info.class_order_source}**",
         f"preprocessing **{info.preprocess}**",
         f"re-labelled from run #{info.relabelled_from}" if info.relabelled_from is not None else "",
-        f"{info.seconds:.1f} s" if info.seconds else "",
+        # what the seconds measure (a re-labelled run keeps the time of the run it re-reads)
+        f"evaluated in {info.seconds:.1f} s (reading, decoding and predicting {run.n_images:,} images)" if info.seconds else "",
     ]
     return " · ".join(p for p in parts if p)
 
@@ -116,14 +121,30 @@ def prediction(run: Run, index: int, who: str = "") -> None:
     st.altair_chart(charts.top_k_bars(top), width="stretch", key=f"top-k-{who}" if who else None)
 
 
+def percent_column(label: str = "confidence", help: str | None = "The model's probability for the class it predicted.") -> "ColumnConfig":
+    """A probability (0..1) as a bar and its percentage ("99.35%"), narrow: it fits beside a
+    thumbnail and a file name in half a page (a wider bar pushed the number out of sight)."""
+    return st.column_config.ProgressColumn(label, format="percent", min_value=0, max_value=1, width="small", help=help)
+
+
 def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
-    """Draw the run's clickable confusion heatmap; return the (true, predicted) cell clicked."""
-    event = st.altair_chart(
-        charts.confusion_heatmap(run.confusion_cells(), run.class_names),
-        on_select="rerun",
-        key=key,
-        width="content",
-    )
+    """Draw the run's clickable confusion heatmap; return the (true, predicted) cell clicked.
+
+    A matrix taller than the page (many classes) is drawn in a frame of fixed height that
+    scrolls, so the rest of the page stays in reach."""
+    frame_height = charts.matrix_frame_height(len(run.class_names))
+    if frame_height is not None:
+        st.caption(
+            f"{len(run.class_names)} classes: scroll inside the matrix, down and sideways, to see all of it; "
+            "hover a cell for its class names."
+        )
+    with st.container(height=frame_height or "content", border=False):
+        event = st.altair_chart(
+            charts.confusion_heatmap(run.confusion_cells(), run.class_names),
+            on_select="rerun",
+            key=key,
+            width="content",
+        )
     picked = event["selection"].get(charts.CELL) or []
     return (picked[0]["true"], picked[0]["predicted"]) if picked else None
 
