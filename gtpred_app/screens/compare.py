@@ -121,10 +121,11 @@ st.dataframe(
 
 st.header("Confusion matrix difference")
 st.caption("Images per cell in B minus A; rows are the true class, columns the predicted class. Blue: more in B, red: fewer.")
-st.altair_chart(
-    charts.confusion_delta_heatmap(comparison.confusion_delta_cells(), comparison.class_names),
-    width="content",
-)
+with panels.matrix_frame(comparison.class_names):
+    st.altair_chart(
+        charts.confusion_delta_heatmap(comparison.confusion_delta_cells(), comparison.class_names),
+        width="content",
+    )
 
 st.header("Flipped images")
 direction = st.segmented_control(

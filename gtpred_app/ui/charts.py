@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import altair as alt
@@ -14,26 +15,30 @@ RIGHT, WRONG, OTHER = "#2e7d32", "#c62828", "#90a4ae"
 EMPTY_CELL = "#f4f6f8"
 
 
-#: Pixels per confusion-matrix cell: roomy for a few classes, never below ``MIN_CELL`` (at 100
-#: classes a 2,200 px matrix, shown in a scrolling frame; see ``matrix_frame_height``).
-MAX_CELL, MIN_CELL = 44, 22
+#: Pixels per confusion-matrix cell: roomy for a few classes (10 classes fit beside the list of
+#: a cell's images on a laptop screen), never below ``MIN_CELL`` (counts and labels readable; at
+#: 100 classes a 2,200 px matrix, in a frame that scrolls).
+MAX_CELL, MIN_CELL = 34, 22
 #: Axis labels longer than this many pixels end in "…" (the tooltip has the full name).
-LABEL_LIMIT = 160
+LABEL_LIMIT = 140
+#: The tallest the matrix's frame gets; a taller matrix scrolls inside it.
+MATRIX_FRAME_MAX = 760
 
 
 def matrix_cell_size(n_classes: int) -> int:
     """Side of one cell in pixels: the matrix fills about 520 px, cells stay between
-    ``MIN_CELL`` (counts and labels still readable) and ``MAX_CELL``."""
+    ``MIN_CELL`` and ``MAX_CELL``."""
     return max(MIN_CELL, min(MAX_CELL, 520 // max(1, n_classes)))
 
 
-def matrix_frame_height(n_classes: int, max_height: int = 760) -> int | None:
-    """Height of the scrolling frame a matrix needs, or None when it fits the page as it is.
-
-    The frame's height is fixed (Streamlit scrolls inside it), its width follows the page; a wide
-    matrix scrolls sideways inside its own element."""
-    needed = matrix_cell_size(n_classes) * n_classes + LABEL_LIMIT + 90  # labels, titles, legend gap
-    return None if needed <= max_height else max_height
+def matrix_height(class_names: Sequence[str]) -> int:
+    """The confusion matrix's height in pixels, a little over rather than under: its cells, the
+    turned column labels above them (about 7 px per character, cut at ``LABEL_LIMIT``), the axis
+    title, Vega's padding, and room for a sideways scrollbar; at least the legend's height."""
+    cells = matrix_cell_size(len(class_names)) * len(class_names)
+    label = min(LABEL_LIMIT, 7.5 * max((len(name) for name in class_names), default=0))
+    labels = round(label * math.sin(math.radians(45))) + 12 + 40  # turned labels, then the axis title
+    return max(cells + labels, 220) + 10 + 20  # Vega's padding; a sideways scrollbar
 
 
 def confusion_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.LayerChart:
@@ -42,7 +47,8 @@ def confusion_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.La
     Clicking a cell selects its (true, predicted) pair; double-click clears. The matrix grows with
     the number of classes (``matrix_cell_size`` per cell, labels never drawn over each other).
     The colour legend sits left of the matrix: a tooltip opens right of and below the pointer,
-    over the cells, so it never hides the legend.
+    over the cells, so it never hides the legend. Draw it in a frame ``matrix_height`` tall (up to
+    ``MATRIX_FRAME_MAX``, then it scrolls), which also scrolls sideways when the page is narrow.
     """
     names = list(class_names)
     pick = alt.selection_point(name=CELL, fields=["true", "predicted"], on="click", clear="dblclick")
@@ -77,7 +83,7 @@ def confusion_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.La
 
 def _matrix_legend(**options) -> alt.Legend:
     """The colour legend left of the matrix, clear of the tooltips over its cells."""
-    return alt.Legend(orient="left", direction="vertical", gradientLength=160, **options)
+    return alt.Legend(orient="left", direction="vertical", gradientLength=160, offset=6, **options)
 
 
 def _count_font_size(n_classes: int) -> int:
@@ -90,11 +96,13 @@ def _matrix_base(cells: pd.DataFrame, names: list[str]) -> alt.Chart:
     Labels never overlap: one label per cell (``labelOverlap=False``), at most as tall as the cell
     (font size), column labels turned 45° (a label's footprint along the axis is about 1.4 times
     its font size, under the cell's width), and long names cut at ``LABEL_LIMIT`` pixels with "…".
+    A column label ends at its column and rises to the left, over the row labels' corner, so
+    nothing sticks out right of the matrix.
     """
     font = min(12, matrix_cell_size(len(names)) - 10)
     label = {"labelOverlap": False, "labelLimit": LABEL_LIMIT, "labelFontSize": font}
     return alt.Chart(cells).encode(
-        x=alt.X("predicted:N", sort=names, title="Predicted class", axis=alt.Axis(labelAngle=-45, orient="top", **label)),
+        x=alt.X("predicted:N", sort=names, title="Predicted class", axis=alt.Axis(labelAngle=45, labelAlign="right", labelBaseline="middle", orient="top", **label)),
         y=alt.Y("true:N", sort=names, title="True class", axis=alt.Axis(**label)),
     )
 

@@ -5,7 +5,7 @@ clickable tables of files and confusion cells."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -16,6 +16,7 @@ from . import charts, links, state
 from .images import enlarged_image
 
 if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
     from streamlit.elements.lib.column_types import ColumnConfig
 
 #: A short headline per warning code; the core's message follows it.
@@ -127,18 +128,26 @@ def percent_column(label: str = "confidence", help: str | None = "The model's pr
     return st.column_config.ProgressColumn(label, format="percent", min_value=0, max_value=1, width="small", help=help)
 
 
+def matrix_frame(class_names: Sequence[str]) -> "DeltaGenerator":
+    """A frame for a confusion matrix over ``class_names`` (``with matrix_frame(names): ...``):
+    as tall as the matrix up to ``charts.MATRIX_FRAME_MAX``, beyond which it scrolls (a note says
+    so); it scrolls sideways too when the matrix is wider than its column. A frame of fixed height
+    is what Streamlit lets scroll (``overflow: auto``)."""
+    height = charts.matrix_height(class_names)
+    if height > charts.MATRIX_FRAME_MAX:
+        st.caption(
+            f"{len(class_names)} classes: scroll inside the matrix, down and sideways, to see all of it; "
+            "hover a cell for its class names."
+        )
+    return st.container(height=min(height, charts.MATRIX_FRAME_MAX), border=False)
+
+
 def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
     """Draw the run's clickable confusion heatmap; return the (true, predicted) cell clicked.
 
-    A matrix taller than the page (many classes) is drawn in a frame of fixed height that
-    scrolls, so the rest of the page stays in reach."""
-    frame_height = charts.matrix_frame_height(len(run.class_names))
-    if frame_height is not None:
-        st.caption(
-            f"{len(run.class_names)} classes: scroll inside the matrix, down and sideways, to see all of it; "
-            "hover a cell for its class names."
-        )
-    with st.container(height=frame_height or "content", border=False):
+    A matrix taller than ``MATRIX_FRAME_MAX`` (many classes) scrolls inside its frame, so the rest
+    of the page stays in reach."""
+    with matrix_frame(run.class_names):
         event = st.altair_chart(
             charts.confusion_heatmap(run.confusion_cells(), run.class_names),
             on_select="rerun",

@@ -6,41 +6,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-from PIL import Image
-
 from app_helpers import no_exceptions, open_app, texts
-from gtpred_core import RunInfo, assemble_run
 from stored_runs import fresh_store
+from synthetic_runs import synthetic_run
 
 RESULTS = "gtpred_app/screens/results.py"
 
 
-def _stored_run(tmp_path, store, n_classes: int, per_class: int = 6) -> int:
-    """A run of ``n_classes`` classes over real 16x16 PNGs, 2.1 s of evaluation, some mistakes."""
-    rng = np.random.default_rng(n_classes)
-    names = tuple(f"{k:03d}_class" for k in range(n_classes))
-    y_true = np.repeat(np.arange(n_classes), per_class)
-    y_pred = np.where(rng.random(len(y_true)) < 0.2, (y_true + 1) % n_classes, y_true)
-    probabilities = rng.dirichlet(np.ones(n_classes), size=len(y_true)).astype(np.float32)
-    probabilities[np.arange(len(y_true)), y_pred] += 2.0
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    root = tmp_path / f"images-{n_classes}"
-    paths = []
-    for i, t in enumerate(y_true):
-        rel = f"{names[t]}/img_{i:04d}.png"
-        (root / names[t]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8), mode="L").save(root / rel)
-        paths.append(rel)
-    run = assemble_run(
-        class_names=names,
-        paths=paths,
-        y_true=y_true,
-        y_pred=y_pred,
-        probabilities=probabilities,
-        info=RunInfo(model="model.keras", images=str(root), seconds=2.1, n_files=len(paths)),
-    )
-    return store.save(run, f"{n_classes} classes")
+def _stored_run(tmp_path, store, n_classes: int) -> int:
+    """A stored run of ``n_classes`` classes, 6 real PNGs each, evaluated in 2.1 s."""
+    return store.save(synthetic_run(tmp_path / f"images-{n_classes}", n_classes), f"{n_classes} classes")
 
 
 def test_the_run_caption_says_what_its_seconds_measure(tmp_path, monkeypatch):
@@ -70,10 +45,10 @@ def _columns(at, key: str | None = None) -> dict:
 def test_a_cells_confidences_are_narrow_percentage_bars(tmp_path, monkeypatch):
     run_id = _stored_run(tmp_path, fresh_store(tmp_path, monkeypatch), 10)
     at = open_app(RESULTS, run=str(run_id))
-    at.session_state["confusion"] = {"selection": {"cell": [{"true": "000_class", "predicted": "000_class"}]}}
+    at.session_state["confusion"] = {"selection": {"cell": [{"true": "000_tench", "predicted": "000_tench"}]}}
     at.run()
     no_exceptions(at)
-    confidence = _columns(at, "cell_files-000_class-000_class")["confidence"]
+    confidence = _columns(at, "cell_files-000_tench-000_tench")["confidence"]
     assert confidence["type_config"] == {"type": "progress", "format": "percent", "min_value": 0, "max_value": 1}
     assert confidence["width"] == "small"
 
