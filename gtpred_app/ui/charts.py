@@ -100,10 +100,14 @@ def _matrix_base(cells: pd.DataFrame, names: list[str]) -> alt.Chart:
     nothing sticks out right of the matrix.
     """
     font = min(12, matrix_cell_size(len(names)) - 10)
-    label = {"labelOverlap": False, "labelLimit": LABEL_LIMIT, "labelFontSize": font}
+    columns = alt.Axis(
+        orient="top", labelAngle=45, labelAlign="right", labelBaseline="middle",
+        labelOverlap=False, labelLimit=LABEL_LIMIT, labelFontSize=font,
+    )
+    rows = alt.Axis(labelOverlap=False, labelLimit=LABEL_LIMIT, labelFontSize=font)
     return alt.Chart(cells).encode(
-        x=alt.X("predicted:N", sort=names, title="Predicted class", axis=alt.Axis(labelAngle=45, labelAlign="right", labelBaseline="middle", orient="top", **label)),
-        y=alt.Y("true:N", sort=names, title="True class", axis=alt.Axis(**label)),
+        x=alt.X("predicted:N", sort=names, title="Predicted class", axis=columns),
+        y=alt.Y("true:N", sort=names, title="True class", axis=rows),
     )
 
 
