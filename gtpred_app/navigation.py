@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 
 import streamlit as st
 
 from gtpred_app.ui import links, running, state
 from gtpred_app.ui.errors import errors_shown
-from gtpred_app.ui.panels import run_caption
 from gtpred_app.ui.text import md
 
 
@@ -39,6 +40,10 @@ def main() -> None:
     with st.sidebar:
         run = state.current_run()
         if run is not None:
+            # panels imports pandas and Altair (about 1 s on a fresh server): only once there is a
+            # run to describe, so the first page of a fresh session does not wait for them.
+            from gtpred_app.ui.panels import run_caption
+
             accuracy = f"{run.accuracy:.1%}" if run.accuracy is not None else "n/a"
             run_id = state.current_run_id()
             which = f"Run #{run_id}" if run_id is not None else "Current run (not saved)"
@@ -51,6 +56,35 @@ def main() -> None:
 
     with errors_shown():
         page.run()
+    _preload_results_modules()
+
+
+#: What the Results page imports first (pandas, pyarrow, Altair, PIL: about 1 s of a 2-core
+#: server's CPU, more when busy). The first page never needs them.
+RESULTS_MODULES = ("pandas", "pyarrow", "altair", "PIL.Image", "gtpred_app.ui.panels", "gtpred_app.ui.tables")
+PRELOAD_THREAD = "gtpred-preload"
+#: Set once ``RESULTS_MODULES`` are imported (or failed to import: the page then imports them).
+results_modules_loaded = threading.Event()
+_preload_started = threading.Lock()
+
+
+def _preload_results_modules() -> None:
+    """Import ``RESULTS_MODULES`` in a background thread once per server process, after the first
+    page is drawn: the first demo's results then do not wait for them, and the first page did
+    not either."""
+    if results_modules_loaded.is_set() or not _preload_started.acquire(blocking=False):
+        return
+    threading.Thread(target=_import_results_modules, name=PRELOAD_THREAD, daemon=True).start()
+
+
+def _import_results_modules() -> None:
+    try:
+        for name in RESULTS_MODULES:
+            importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - a preload is an optimisation: the page imports them itself
+        logging.getLogger("gtpred.app").warning("Preloading the Results page's modules failed", exc_info=True)
+    finally:
+        results_modules_loaded.set()
 
 
 def _page(name: str, title: str, icon: str) -> st.Page:

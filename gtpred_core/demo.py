@@ -4,12 +4,18 @@ The folders are named ``Class_1`` .. ``Class_10`` (``Class_10`` holds the zeros)
 was trained with the classes in natural order, so Keras' folder order (``Class_1, Class_10,
 Class_2, ...``) shows the class-order trap and ``natural`` shows the fix.
 
-``python -m gtpred_core.demo train`` rebuilds the shipped model (needs TensorFlow).
+The demo's images ship as PNG files in ``demo_assets/demo_digits.zip`` (made by
+``write_digits_folder`` from scikit-learn's digits) so the first demo on a fresh server only
+unpacks them: importing scikit-learn and encoding 797 PNGs took seconds of the first click.
+``python -m gtpred_core.demo train`` rebuilds the shipped model (needs TensorFlow);
+``python -m gtpred_core.demo images`` rebuilds the shipped images.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +24,8 @@ from .class_order import natural_order
 from .settings import get_settings
 
 DEMO_MODEL = Path(__file__).parent / "demo_assets" / "digits_cnn.keras"
+#: The demo folder's 797 PNGs (``Class_k/img_n.png``), as ``write_digits_folder`` writes them.
+DEMO_IMAGES_ZIP = Path(__file__).parent / "demo_assets" / "demo_digits.zip"
 IMAGE_SIZE = 32
 #: Digits with index below this train the demo model; the rest form the demo folder.
 TRAIN_SPLIT = 1000
@@ -61,10 +69,23 @@ def demo_folder() -> Path:
     dest = get_settings().cache_dir / "demo-digits"
     marker = dest.with_name(dest.name + ".complete")
     if not marker.exists():
-        images, digits = digit_images()
-        write_digits_folder(dest, images[TRAIN_SPLIT:], digits[TRAIN_SPLIT:], offset=TRAIN_SPLIT)
+        with zipfile.ZipFile(DEMO_IMAGES_ZIP) as shipped:
+            shipped.extractall(dest)
         marker.write_text("ok\n")
     return dest
+
+
+def write_demo_images_zip(out: Path = DEMO_IMAGES_ZIP) -> Path:
+    """Rebuild the shipped demo images from scikit-learn's held-out digits (files in a fixed
+    order with a fixed date, so the same digits give the same zip)."""
+    images, digits = digit_images()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_digits_folder(tmp, images[TRAIN_SPLIT:], digits[TRAIN_SPLIT:], offset=TRAIN_SPLIT)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as shipped:
+            for path in sorted(folder.rglob("*.png")):
+                entry = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
+                shipped.writestr(entry, path.read_bytes())
+    return out
 
 
 def train_demo_model(out: Path = DEMO_MODEL, epochs: int = 12) -> Path:
@@ -98,5 +119,7 @@ def train_demo_model(out: Path = DEMO_MODEL, epochs: int = 12) -> Path:
 if __name__ == "__main__":
     if sys.argv[1:] == ["train"]:
         print(f"wrote {train_demo_model()}")
+    elif sys.argv[1:] == ["images"]:
+        print(f"wrote {write_demo_images_zip()}")
     else:
         print(f"demo folder: {demo_folder()}\ndemo model: {DEMO_MODEL}")

@@ -139,10 +139,11 @@ st.dataframe(
 
 st.header("Confusion matrix difference")
 st.caption("Images per cell in B minus A; rows are the true class, columns the predicted class. Blue: more in B, red: fewer.")
-st.altair_chart(
-    charts.confusion_delta_heatmap(comparison.confusion_delta_cells(), comparison.class_names),
-    width="content",
-)
+with panels.matrix_frame(comparison.class_names):
+    st.altair_chart(
+        charts.confusion_delta_heatmap(comparison.confusion_delta_cells(), comparison.class_names),
+        width="content",
+    )
 
 st.header("Flipped images")
 direction = st.segmented_control(
@@ -165,9 +166,9 @@ with listing:
             ROW_HEIGHT,
             {
                 "pred_a": "predicted by A",
-                "confidence_a": st.column_config.ProgressColumn("A's confidence", format="percent", min_value=0, max_value=1),
+                "confidence_a": panels.percent_column("A's confidence"),
                 "pred_b": "predicted by B",
-                "confidence_b": st.column_config.ProgressColumn("B's confidence", format="percent", min_value=0, max_value=1),
+                "confidence_b": panels.percent_column("B's confidence"),
             },
         )
         if clicked:

@@ -59,7 +59,7 @@ if images_path is not None:
         st.markdown(f"**{len(folder.files):,} images in {len(folder.class_names)} classes** in {md(images_path.name)}")
         if folder.ignored:
             with st.expander(f"{len(folder.ignored):,} files are not images and will be ignored"):
-                st.code("\n".join(folder.ignored[:200]) + ("\n…" if len(folder.ignored) > 200 else ""))
+                st.code("\n".join(folder.ignored[:200]) + ("\n…" if len(folder.ignored) > 200 else ""), wrap_lines=True)
         for name in folder.empty_classes:
             st.warning(f"The class folder '{md(name)}' holds no images; it stays a class, as in Keras.")
 if labels_csv is not None:
@@ -116,6 +116,6 @@ with st.expander("Checking your own data pipeline", icon=":material/checklist:")
         "`audit_data_source` checks what it will really feed `predict`/`evaluate`, so every "
         "prediction is paired with its own file and label:"
     )
-    st.code(AUDIT_EXAMPLE, language="python")
+    st.code(AUDIT_EXAMPLE, language="python", wrap_lines=True)
     st.markdown("What it reports, and the fix for each:")
     st.markdown("\n".join(f"- **`{kind.code}`**: {kind.problem} *Fix:* {kind.fix}" for kind in FindingKind))

@@ -50,7 +50,7 @@ with listing:
                 ROW_HEIGHT,
                 {
                     "file": st.column_config.TextColumn("file", width="medium"),
-                    "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
+                    "confidence": panels.percent_column(),
                 },
             )
             if clicked:

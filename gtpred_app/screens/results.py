@@ -109,7 +109,7 @@ with cell_col:
                 ["thumbnail", "file", "confidence"],
                 f"cell_files-{true_name}-{pred_name}-{page}",
                 CELL_ROW_HEIGHT,
-                {"confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)},
+                {"confidence": panels.percent_column()},
             )
             if clicked:
                 state.select_file(clicked, scope="results")

@@ -33,7 +33,7 @@ def _clickable_files(table, root: str, key: str, caption: str, labels: dict | No
     page = st.number_input(f"Page (of {pages:,}; {len(table):,} images)", 1, pages, 1, key=f"{key}-page") if pages > 1 else 1
     shown = with_thumbnails(tables.page_of(table, page, PAGE_SIZE), root, side=ROW_HEIGHT - 4)
     columns = [c for c in ("thumbnail", "file", "true", "predicted", "confidence", "pred_a", "pred_b", "direction") if c in shown]
-    config = {"confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1)}
+    config = {"confidence": panels.percent_column()}
     clicked = panels.clicked_file(shown, columns, f"{key}-{page}", ROW_HEIGHT, {**config, **(labels or {})})
     st.caption(caption)
     if clicked:
@@ -49,7 +49,7 @@ if trainings is None:
     st.stop()
 if not trainings:
     st.info("No training recorded yet. Record one while training, or from saved checkpoints, into the same run store:")
-    st.code(RECORD_EXAMPLE, language="python")
+    st.code(RECORD_EXAMPLE, language="python", wrap_lines=True)
     st.stop()
 
 names = {t.id: f"#{t.id} {t.name} · {t.n_epochs} epoch(s) · {t.status} · {tables.when(t.created_at)}" for t in trainings}
@@ -175,8 +175,8 @@ with detail:
             by_epoch,
             hide_index=True,
             column_config={
-                "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
-                "p_true": st.column_config.ProgressColumn("P(true class)", format="percent", min_value=0, max_value=1),
+                "confidence": panels.percent_column(),
+                "p_true": panels.percent_column("P(true class)", help="The model's probability for the true class."),
             },
         )
         panels.prediction(run, run.file_position(rel), who=f"Epoch {epoch}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import altair as alt
@@ -11,22 +12,59 @@ import pandas as pd
 CELL = "cell"
 
 RIGHT, WRONG, OTHER = "#2e7d32", "#c62828", "#90a4ae"
+EMPTY_CELL = "#f4f6f8"
+
+
+#: Pixels per confusion-matrix cell: roomy for a few classes (10 classes fit beside the list of
+#: a cell's images on a laptop screen), never below ``MIN_CELL`` (counts and labels readable; at
+#: 100 classes a 2,200 px matrix, in a frame that scrolls).
+MAX_CELL, MIN_CELL = 34, 22
+#: Axis labels longer than this many pixels end in "…" (the tooltip has the full name).
+LABEL_LIMIT = 140
+#: The tallest the matrix's frame gets; a taller matrix scrolls inside it.
+MATRIX_FRAME_MAX = 760
+
+
+def matrix_cell_size(n_classes: int) -> int:
+    """Side of one cell in pixels: the matrix fills about 520 px, cells stay between
+    ``MIN_CELL`` and ``MAX_CELL``."""
+    return max(MIN_CELL, min(MAX_CELL, 520 // max(1, n_classes)))
+
+
+def matrix_height(class_names: Sequence[str]) -> int:
+    """The confusion matrix's height in pixels, a little over rather than under: its cells, the
+    turned column labels above them (about 7 px per character, cut at ``LABEL_LIMIT``), the axis
+    title, Vega's padding, and room for a sideways scrollbar; at least the legend's height."""
+    cells = matrix_cell_size(len(class_names)) * len(class_names)
+    label = min(LABEL_LIMIT, 7.5 * max((len(name) for name in class_names), default=0))
+    labels = round(label * math.sin(math.radians(45))) + 12 + 40  # turned labels, then the axis title
+    return max(cells + labels, 220) + 10 + 20  # Vega's padding; a sideways scrollbar
 
 
 def confusion_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.LayerChart:
     """Rows = true class, columns = predicted class; colour = share of the row, text = count.
 
-    Clicking a cell selects its (true, predicted) pair; double-click clears.
+    Clicking a cell selects its (true, predicted) pair; double-click clears. The matrix grows with
+    the number of classes (``matrix_cell_size`` per cell, labels never drawn over each other).
+    The colour legend sits left of the matrix: a tooltip opens right of and below the pointer,
+    over the cells, so it never hides the legend. Draw it in a frame ``matrix_height`` tall (up to
+    ``MATRIX_FRAME_MAX``, then it scrolls), which also scrolls sideways when the page is narrow.
     """
     names = list(class_names)
     pick = alt.selection_point(name=CELL, fields=["true", "predicted"], on="click", clear="dblclick")
     base = _matrix_base(cells, names)
     rect = base.mark_rect(stroke="white", strokeWidth=1, cursor="pointer").encode(
-        color=alt.Color(
-            "share:Q",
-            title="Share of true class",
-            scale=alt.Scale(scheme="blues", domain=[0, 1]),
-            legend=alt.Legend(format=".0%"),
+        # An empty cell is near-white, so the few cells that hold mistakes stand out among
+        # thousands of empty ones (the colour scheme's lightest blue is for "a few").
+        color=alt.condition(
+            "datum.count == 0",
+            alt.value(EMPTY_CELL),
+            alt.Color(
+                "share:Q",
+                title=["Share of", "true class"],
+                scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                legend=_matrix_legend(format=".0%"),
+            ),
         ),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
         tooltip=[
@@ -36,24 +74,47 @@ def confusion_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.La
             alt.Tooltip("share:Q", title="Share of true class", format=".1%"),
         ],
     ).add_params(pick)
-    text = base.mark_text(fontSize=11, cursor="pointer").encode(
+    text = base.mark_text(fontSize=_count_font_size(len(names)), cursor="pointer").encode(
         text=alt.condition("datum.count > 0", alt.Text("count:Q"), alt.value("")),
         color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("#263238")),
     )
     return _sized(rect + text, names)
 
 
+def _matrix_legend(**options) -> alt.Legend:
+    """The colour legend left of the matrix, clear of the tooltips over its cells."""
+    return alt.Legend(orient="left", direction="vertical", gradientLength=160, offset=6, **options)
+
+
+def _count_font_size(n_classes: int) -> int:
+    return 11 if matrix_cell_size(n_classes) >= 30 else 9
+
+
 def _matrix_base(cells: pd.DataFrame, names: list[str]) -> alt.Chart:
-    """Rows = true class, columns = predicted class, both in the order in use."""
+    """Rows = true class, columns = predicted class, both in the order in use.
+
+    Labels never overlap: one label per cell (``labelOverlap=False``), at most as tall as the cell
+    (font size), column labels turned 45° (a label's footprint along the axis is about 1.4 times
+    its font size, under the cell's width), and long names cut at ``LABEL_LIMIT`` pixels with "…".
+    A column label ends at its column and rises to the left, over the row labels' corner, so
+    nothing sticks out right of the matrix.
+    """
+    font = min(12, matrix_cell_size(len(names)) - 10)
+    columns = alt.Axis(
+        orient="top", labelAngle=45, labelAlign="right", labelBaseline="middle",
+        labelOverlap=False, labelLimit=LABEL_LIMIT, labelFontSize=font,
+    )
+    rows = alt.Axis(labelOverlap=False, labelLimit=LABEL_LIMIT, labelFontSize=font)
     return alt.Chart(cells).encode(
-        x=alt.X("predicted:N", sort=names, title="Predicted class", axis=alt.Axis(labelAngle=-45, orient="top", labelOverlap=False)),
-        y=alt.Y("true:N", sort=names, title="True class", axis=alt.Axis(labelOverlap=False)),
+        x=alt.X("predicted:N", sort=names, title="Predicted class", axis=columns),
+        y=alt.Y("true:N", sort=names, title="True class", axis=rows),
     )
 
 
 def _sized(chart: alt.LayerChart, names: list[str]) -> alt.LayerChart:
-    side = max(28, min(48, 520 // max(1, len(names))))
-    return chart.properties(width=side * len(names), height=side * len(names))
+    """A fixed step per cell, so the matrix grows with the number of classes."""
+    step = matrix_cell_size(len(names))
+    return chart.properties(width=alt.Step(step), height=alt.Step(step))
 
 
 def confusion_delta_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> alt.LayerChart:
@@ -65,8 +126,9 @@ def confusion_delta_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> 
     rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
         color=alt.Color(
             "delta:Q",
-            title="Images, B − A",
+            title=["Images,", "B − A"],
             scale=alt.Scale(scheme="redblue", domain=[-largest, largest], domainMid=0),
+            legend=_matrix_legend(),
         ),
         tooltip=[
             alt.Tooltip("true:N", title="True"),
@@ -76,7 +138,7 @@ def confusion_delta_heatmap(cells: pd.DataFrame, class_names: Sequence[str]) -> 
             alt.Tooltip("delta:Q", title="B − A", format="+d"),
         ],
     )
-    text = base.mark_text(fontSize=11).encode(
+    text = base.mark_text(fontSize=_count_font_size(len(names))).encode(
         text=alt.condition("datum.delta != 0", alt.Text("delta:Q", format="+d"), alt.value("")),
         color=alt.condition(f"abs(datum.delta) > {largest / 2}", alt.value("white"), alt.value("#263238")),
     )
@@ -132,19 +194,31 @@ def file_probability_lines(table: pd.DataFrame) -> alt.Chart:
     )
 
 
-def confidence_histogram(bins: pd.DataFrame) -> alt.Chart:
-    """Right and wrong predictions per confidence bin, stacked (the bar's height is the bin's total)."""
+#: The histogram's rows, wrong first: the mistakes are what a reader looks for.
+OUTCOMES = ("wrong", "right")
+
+
+def confidence_histogram(bins: pd.DataFrame) -> alt.FacetChart:
+    """Wrong and right predictions per confidence bin, in two rows with their own count scales.
+
+    Why two rows, not stacked bars: a good model has hundreds of right predictions per bin and a
+    handful of wrong ones, and stacked on one scale the wrong ones are a sliver nobody sees. On
+    their own scale (the axis says how many) their shape shows: confident mistakes pile up at the
+    right. Why not a log scale: a log axis is hard to read for most people, and a bin of 0 has no
+    place on it. The x axis is shared, so the rows line up bin by bin.
+    """
     return (
         alt.Chart(bins)
-        .mark_bar(opacity=0.85, binSpacing=1)
+        .mark_bar(binSpacing=1)
         .encode(
             x=alt.X("bin_start:Q", bin="binned", title="Confidence of the predicted class", axis=alt.Axis(format=".0%")),
             x2="bin_end:Q",
-            y=alt.Y("count:Q", title="Images", stack=True),
+            y=alt.Y("count:Q", title="Images", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color(
                 "outcome:N",
                 title="Prediction",
-                scale=alt.Scale(domain=["right", "wrong"], range=[RIGHT, WRONG]),
+                scale=alt.Scale(domain=list(OUTCOMES), range=[WRONG, RIGHT]),
+                legend=None,  # the row headers say it
             ),
             tooltip=[
                 alt.Tooltip("outcome:N", title="Prediction"),
@@ -153,7 +227,16 @@ def confidence_histogram(bins: pd.DataFrame) -> alt.Chart:
                 alt.Tooltip("count:Q", title="Images"),
             ],
         )
-        .properties(height=220)
+        .properties(height=110, width=600)
+        .facet(
+            row=alt.Row(
+                "outcome:N",
+                sort=list(OUTCOMES),
+                title=None,
+                header=alt.Header(labelExpr="datum.value + ' predictions'", labelAngle=0, labelAlign="left", labelFontWeight="bold"),
+            )
+        )
+        .resolve_scale(y="independent")
     )
 
 

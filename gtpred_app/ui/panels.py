@@ -5,6 +5,7 @@ clickable tables of files and confusion cells."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -17,6 +18,10 @@ from . import charts, links, state
 from .errors import without_server_paths
 from .images import enlarged_image
 from .text import md
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+    from streamlit.elements.lib.column_types import ColumnConfig
 
 #: A short headline per warning code; the core's message follows it.
 WARNING_TITLES = {
@@ -41,7 +46,8 @@ def run_caption(run: Run) -> str:
         f"class order **{md(info.class_order_source)}**",
         f"preprocessing **{md(info.preprocess)}**",
         f"re-labelled from run #{info.relabelled_from}" if info.relabelled_from is not None else "",
-        f"{info.seconds:.1f} s" if info.seconds else "",
+        # what the seconds measure (a re-labelled run keeps the time of the run it re-reads)
+        f"evaluated in {info.seconds:.1f} s (reading, decoding and predicting {run.n_images:,} images)" if info.seconds else "",
     ]
     return " · ".join(p for p in parts if p)
 
@@ -126,14 +132,38 @@ def prediction(run: Run, index: int, who: str = "") -> None:
     st.altair_chart(charts.top_k_bars(top), width="stretch", key=f"top-k-{who}" if who else None)
 
 
+def percent_column(label: str = "confidence", help: str | None = "The model's probability for the class it predicted.") -> "ColumnConfig":
+    """A probability (0..1) as a bar and its percentage ("99.35%"), narrow: it fits beside a
+    thumbnail and a file name in half a page (a wider bar pushed the number out of sight)."""
+    return st.column_config.ProgressColumn(label, format="percent", min_value=0, max_value=1, width="small", help=help)
+
+
+def matrix_frame(class_names: Sequence[str]) -> "DeltaGenerator":
+    """A frame for a confusion matrix over ``class_names`` (``with matrix_frame(names): ...``):
+    as tall as the matrix up to ``charts.MATRIX_FRAME_MAX``, beyond which it scrolls (a note says
+    so); it scrolls sideways too when the matrix is wider than its column. A frame of fixed height
+    is what Streamlit lets scroll (``overflow: auto``)."""
+    height = charts.matrix_height(class_names)
+    if height > charts.MATRIX_FRAME_MAX:
+        st.caption(
+            f"{len(class_names)} classes: scroll inside the matrix, down and sideways, to see all of it; "
+            "hover a cell for its class names."
+        )
+    return st.container(height=min(height, charts.MATRIX_FRAME_MAX), border=False)
+
+
 def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
-    """Draw the run's clickable confusion heatmap; return the (true, predicted) cell clicked."""
-    event = st.altair_chart(
-        charts.confusion_heatmap(run.confusion_cells(), run.class_names),
-        on_select="rerun",
-        key=key,
-        width="content",
-    )
+    """Draw the run's clickable confusion heatmap; return the (true, predicted) cell clicked.
+
+    A matrix taller than ``MATRIX_FRAME_MAX`` (many classes) scrolls inside its frame, so the rest
+    of the page stays in reach."""
+    with matrix_frame(run.class_names):
+        event = st.altair_chart(
+            charts.confusion_heatmap(run.confusion_cells(), run.class_names),
+            on_select="rerun",
+            key=key,
+            width="content",
+        )
     picked = event["selection"].get(charts.CELL) or []
     return (picked[0]["true"], picked[0]["predicted"]) if picked else None
 
