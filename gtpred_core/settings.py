@@ -15,6 +15,7 @@
 | GTPRED_RAY_ADDRESS    | the Ray cluster the app's "ray" backend joins            | a local Ray          |
 | GTPRED_MAX_IMAGE_MB   | largest image file read (larger ones are skipped)        | 256                  |
 | GTPRED_CLI_MEMORY_MB  | address-space limit of the command line (0: none)        | the worker's limit   |
+| GTPRED_DECODE_CACHE_MB | decoded images kept to replay (epochs, several models)  | 1024                 |
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Settings:
     ray_address: str | None = None
     max_image_mb: int = 256
     cli_memory_mb: int = 8192
+    decode_cache_mb: int = 1024
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -57,6 +59,7 @@ class Settings:
             ray_address=env.get("GTPRED_RAY_ADDRESS") or None,
             max_image_mb=int(env.get("GTPRED_MAX_IMAGE_MB", "256")),
             cli_memory_mb=int(env.get("GTPRED_CLI_MEMORY_MB") or env.get("GTPRED_WORKER_MEMORY_MB", "8192")),
+            decode_cache_mb=int(env.get("GTPRED_DECODE_CACHE_MB", "1024")),
         )
 
 
