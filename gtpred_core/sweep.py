@@ -47,7 +47,8 @@ def evaluate_models(
     """Evaluate every model on ``images``, decoding each image once; one Run per model, in order.
 
     Models that take the same input size and channels share one decode; others get their own.
-    Options are those of ``evaluate_folder``. If a model fails (it cannot be loaded, or its
+    Options are those of ``evaluate_folder``; ``progress`` is called from the models' threads,
+    one call at a time. If a model fails (it cannot be loaded, or its
     outputs do not fit the classes), the others of its group still finish, then the first
     failure is raised. ``cache`` keeps the decoded batches for later calls (by default they are
     dropped at the end).
@@ -61,6 +62,12 @@ def evaluate_models(
         else resolve_class_order(class_order, folder.class_names, folder.counts)
     )
     runs: list[Run] = []
+    reporting = threading.Lock()
+
+    def report(index: int, done: int, total: int) -> None:  # one call at a time, from any thread
+        with reporting:
+            progress(index, done, total)  # type: ignore[misc]  # only passed on when given
+
     with decoding_once(cache):
         for start in range(0, len(models), MODELS_AT_ONCE):
             group = [m if isinstance(m, LoadedModel) else load_model(m) for m in models[start : start + MODELS_AT_ONCE]]
@@ -73,7 +80,7 @@ def evaluate_models(
                     preprocess=preprocess,
                     batch_size=batch_size,
                     image_size=image_size,
-                    progress=functools.partial(progress, index) if progress else None,
+                    progress=functools.partial(report, index) if progress else None,
                     cancel=cancel,
                 )
 
