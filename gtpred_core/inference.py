@@ -379,7 +379,8 @@ class _DecodedFiles:
 
     refused: dict[int, str]
     batches: list[tuple[np.ndarray, Any, np.ndarray]] = field(default_factory=list)
-    decoding: bool = True  # a call is decoding the list and storing its batches
+    decoding: bool = True  # a call is decoding the list (and storing its batches while it may)
+    full: bool = False  # the budget was reached: no more batches will be stored
     complete: bool = False  # that call reached the end and every batch is stored
     exact_as_uint8: bool = True  # False once a batch had fractions (resized): kept as float32
 
@@ -409,12 +410,6 @@ class DecodeCache:
         self.replayed_passes = 0  # calls that replayed it (decoding only what was not kept)
         self._changed = threading.Condition()
         self._entries: dict[tuple, _DecodedFiles] = {}
-
-    def clear(self) -> None:
-        """Drop every kept batch (a call decoding now keeps decoding, without storing)."""
-        with self._changed:
-            self._entries.clear()
-            self.bytes_held = self.images_held = 0
 
     def batches(
         self, paths: Sequence[str], size: tuple[int, int], channels: int, batch_size: int
@@ -468,6 +463,8 @@ class DecodeCache:
         nbytes = indices.nbytes + pixels.nbytes + int(np.prod(images.shape)) * (1 if kept is not images else 4)
         with self._changed:
             if self.bytes_held + nbytes > self.budget_bytes:
+                entry.full = True  # readers waiting for the next batch decode the rest themselves now
+                self._changed.notify_all()
                 return False
             self.bytes_held += nbytes
             self.images_held += len(indices)
@@ -483,10 +480,10 @@ class DecodeCache:
         k = 0
         while True:
             with self._changed:
-                while k >= len(entry.batches) and entry.decoding:
+                while k >= len(entry.batches) and entry.decoding and not entry.full:
                     self._changed.wait()
                 if k >= len(entry.batches):
-                    complete = entry.complete
+                    complete = entry.complete and not entry.full
                     break
                 indices, kept, pixels = entry.batches[k]
             k += 1

@@ -73,6 +73,14 @@ def test_models_evaluated_together_equal_each_alone_bit_for_bit(softmax_model, l
     assert (cache.decoded_passes, cache.replayed_passes) == (3, 1)
 
 
+def test_models_together_past_the_budget_still_equal_each_alone(softmax_model, logits_model, bad_files_dir):
+    cache = DecodeCache(budget_mb=0.1)  # 128 of 302 decoded images: the others decode the rest
+    together = evaluate_models([softmax_model, logits_model], bad_files_dir, batch_size=16, cache=cache)
+    assert cache.images_held == 128
+    for model, run in zip([softmax_model, logits_model], together):
+        _same_run(run, evaluate_folder(model, bad_files_dir, batch_size=16))
+
+
 def test_whole_number_inputs_are_kept_as_uint8_a_quarter_of_the_memory(full_size_model, digits_dir, tmp_path):
     resizing_model = _untrained_cnn(tmp_path / "side_20.keras", 20)  # 32 -> 20 px: fractions
     paths = index_image_folder(digits_dir).absolute_paths()
