@@ -612,7 +612,7 @@ def predict_files(
     reasons = {i: f"its header declares {p:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel safety limit (not decoded)" for i, p in too_big}
     reasons.update(refused)
     skipped = tuple(
-        (int(i), reasons.get(int(i)) or describe_failure(paths[i], model.channels))
+        (int(i), reasons.get(int(i)) or describe_failure(paths[int(i)], model.channels))
         for i in np.flatnonzero(~evaluated[:n_seen])
     )
     indices = np.flatnonzero(evaluated)
