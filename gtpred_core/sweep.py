@@ -48,10 +48,10 @@ def evaluate_models(
 
     Models that take the same input size and channels share one decode; others get their own.
     Options are those of ``evaluate_folder``; ``progress`` is called from the models' threads,
-    one call at a time. If a model fails (it cannot be loaded, or its
-    outputs do not fit the classes), the others of its group still finish, then the first
-    failure is raised. ``cache`` keeps the decoded batches for later calls (by default they are
-    dropped at the end).
+    one call at a time. If a model's outputs do not fit the classes, the others of its group
+    still finish, then the first failure is raised; a model that cannot be loaded stops the ones
+    after it from starting (those already started finish first). ``cache`` keeps the decoded
+    batches for later calls (by default they are dropped at the end).
     """
     from .evaluation import evaluate_folder
 
@@ -70,7 +70,7 @@ def evaluate_models(
 
     with decoding_once(cache):
         for start in range(0, len(models), MODELS_AT_ONCE):
-            group = [m if isinstance(m, LoadedModel) else load_model(m) for m in models[start : start + MODELS_AT_ONCE]]
+            group = models[start : start + MODELS_AT_ONCE]
 
             def evaluate(index: int, model: LoadedModel) -> Run:
                 return evaluate_folder(
@@ -85,10 +85,12 @@ def evaluate_models(
                 )
 
             with ThreadPoolExecutor(len(group), thread_name_prefix="gtpred-model") as pool:
-                # each thread runs in a copy of this context, so it sees the shared decode
-                futures = [
-                    pool.submit(contextvars.copy_context().run, evaluate, start + k, model)
-                    for k, model in enumerate(group)
-                ]
+                futures = []
+                for k, model in enumerate(group):
+                    # Each model starts as soon as it is loaded: the first decodes while the next
+                    # ones load, and they catch up from the kept batches. Each thread runs in a
+                    # copy of this context, so it sees the shared decode.
+                    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+                    futures.append(pool.submit(contextvars.copy_context().run, evaluate, start + k, loaded))
                 runs.extend(future.result() for future in futures)
     return runs
