@@ -7,6 +7,13 @@ its image and top-5 chart), turning a page (25 new thumbnails), filtering, and a
 Results page's confusion matrix.
 
     python bench/app_clicks.py [--images 12000] [--wrong 10000] [--repeat 15]
+
+At scale (issue 17: 1,000 classes, 100,000 images), ``--core-only`` times what the pages will
+call, without writing image files or starting Streamlit: the confusion counts, the top
+confusions, a matrix over 20 chosen classes, the long-form cells the Results page draws today,
+and the run store's save, file size and load:
+
+    python bench/app_clicks.py --classes 1000 --images 100000 --wrong 30000 --core-only
 """
 
 from __future__ import annotations
@@ -27,25 +34,31 @@ sys.path.insert(0, str(ROOT))
 from gtpred_core import RunInfo, assemble_run  # noqa: E402
 
 
-def synthetic_run(root: Path, n_images: int, n_wrong: int, n_classes: int = 10, seed: int = 0):
-    """``n_images`` real 32x32 PNGs in class folders; the first ``n_wrong`` predicted wrong."""
+def synthetic_run(root: Path, n_images: int, n_wrong: int, n_classes: int = 10, seed: int = 0, write_files: bool = True):
+    """``n_images`` real 32x32 PNGs in class folders (unless ``write_files`` is False: paths
+    only); ``n_wrong`` of them, picked at random, predicted wrong."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    names = tuple(f"class_{k:02d}" for k in range(n_classes))
+    width = len(str(n_classes - 1))
+    names = tuple(f"class_{k:0{max(2, width)}d}" for k in range(n_classes))
     y_true = np.arange(n_images) % n_classes
     y_pred = y_true.copy()
     wrong = rng.permutation(n_images)[:n_wrong]
     y_pred[wrong] = (y_true[wrong] + rng.integers(1, n_classes, size=n_wrong)) % n_classes
-    logits = rng.normal(size=(n_images, n_classes)).astype(np.float32)
-    logits[np.arange(n_images), y_pred] += rng.uniform(0.5, 6.0, size=n_images).astype(np.float32)
-    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probabilities = rng.normal(size=(n_images, n_classes)).astype(np.float32)  # logits, then softmax in place
+    probabilities[np.arange(n_images), y_pred] += rng.uniform(0.5, 6.0, size=n_images).astype(np.float32)
+    probabilities -= probabilities.max(axis=1, keepdims=True)
+    np.exp(probabilities, out=probabilities)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
     paths = []
-    for k in range(n_classes):
-        (root / names[k]).mkdir(parents=True, exist_ok=True)
+    if write_files:
+        for k in range(n_classes):
+            (root / names[k]).mkdir(parents=True, exist_ok=True)
     for i in range(n_images):
-        rel = f"{names[y_true[i]]}/img_{i:05d}.png"
-        Image.fromarray(rng.integers(0, 255, size=(32, 32), dtype=np.uint8), mode="L").save(root / rel)
+        rel = f"{names[y_true[i]]}/img_{i:06d}.png"
+        if write_files:
+            Image.fromarray(rng.integers(0, 255, size=(32, 32), dtype=np.uint8), mode="L").save(root / rel)
         paths.append(rel)
     info = RunInfo(model="synthetic.keras", images=str(root), folder_classes=names, class_counts=tuple(int(c) for c in np.bincount(y_true, minlength=n_classes)))
     return assemble_run(class_names=names, paths=paths, y_true=y_true, y_pred=y_pred, probabilities=probabilities, info=info)
@@ -64,17 +77,46 @@ def report(name: str, seconds: list[float]) -> None:
     print(f"{name:<44} median {statistics.median(seconds) * 1000:7.1f} ms   max {max(seconds) * 1000:7.1f} ms   (n={len(seconds)})")
 
 
+def core_queries(run, repeat: int, tmp: Path) -> None:
+    """What the pages call on a large run, and the run store's size and load time."""
+    from gtpred_core import RunStore, views
+
+    chosen = list(run.class_names[:: max(1, len(run.class_names) // 20)][:20])
+    report("confusion counts (np.bincount)", timed(lambda i: run.confusion_counts(), repeat))
+    report("top 20 confusions", timed(lambda i: run.top_confusions(20), repeat))
+    report("matrix over 20 chosen classes", timed(lambda i: run.confusion_among(chosen), repeat))
+    report("search the class picker ('_12')", timed(lambda i: [c for c in run.class_names if "_12" in c], repeat))
+    report("views.confusion_cells (all cells, today's page)", timed(lambda i: views.confusion_cells(run), min(repeat, 3)))
+    report("views.mispredictions_table", timed(lambda i: views.mispredictions_table(run), min(repeat, 3)))
+    store = RunStore(tmp / "runs.sqlite3")
+    ids: list[int] = []
+    report("store: save the run", timed(lambda i: ids.append(store.save(run, name=f"scale {i}")), 1))
+    size = sum(p.stat().st_size for p in tmp.glob("runs.sqlite3*"))
+    print(f"{'store: file size':<44} {size / 2**20:9.1f} MB")
+    report("store: load the run", timed(lambda i: store.load(ids[0]), min(repeat, 3)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=12_000)
     parser.add_argument("--wrong", type=int, default=10_000)
+    parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--core-only", action="store_true", help="time the core queries and the store only (no files, no Streamlit)")
     parser.add_argument(
         "--post-script-gc",
         action="store_true",
         help="keep Streamlit's default garbage collection after every rerun (.streamlit/config.toml turns it off)",
     )
     args = parser.parse_args()
+    if args.core_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            run = synthetic_run(Path(tmp) / "images", args.images, args.wrong, args.classes, write_files=False)
+            print(f"synthetic run: {run.n_images:,} images, {args.classes:,} classes, "
+                  f"{int((~run.correct).sum()):,} mistakes, built in {time.perf_counter() - started:.1f} s")  # fmt: skip
+            core_queries(run, args.repeat, Path(tmp))
+        return
 
     from streamlit import config
     from streamlit.testing.v1 import AppTest
@@ -89,7 +131,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        run = synthetic_run(Path(tmp) / "images", args.images, args.wrong)
+        run = synthetic_run(Path(tmp) / "images", args.images, args.wrong, args.classes)
         print(f"synthetic run: {run.n_images:,} images, {int((~run.correct).sum()):,} mistakes, "
               f"built in {time.perf_counter() - started:.1f} s")
         os.environ["GTPRED_DB"] = str(Path(tmp) / "runs.sqlite3")  # the app opens the same store

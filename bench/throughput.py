@@ -3,10 +3,11 @@
 Run ``python bench/throughput.py`` (8.5 minutes on 2 busy cores) or ``--quick`` (a smoke run).
 Not a test: it prints a table and PASS/MISS lines for the targets of the throughput issue:
 
-* gtpred >= 0.9x the tighter limit: min(forward pass alone on pre-decoded tensors in memory,
-  decoding + resizing alone with no model),
+* gtpred >= 0.9x the ceiling: min(forward pass alone on pre-decoded tensors in memory,
+  decoding + resizing alone with no model, and -- issue 17 -- both at once: the CPU time of the
+  two limits per image spread over the usable cores),
 * gtpred >= 1.5x the naive loop (PIL loading + ``model.predict`` per batch),
-* gtpred >= 1.0x ``image_dataset_from_directory(shuffle=False)`` + ``model.predict``,
+* gtpred >= 1.2x ``image_dataset_from_directory(shuffle=False)`` + ``model.predict``,
 
 on one folder of JPEGs at 224x224 (written once into ``--cache-dir``, from a seed) with two
 models: ``MobileNetV3Small(weights=None)`` at 224x224 (model-bound) and gtpred's tiny digits
@@ -418,14 +419,22 @@ def report(model: str, rounds: dict[str, list[dict]], fresh: dict[str, dict], ar
         tail = f"{rate(f):>11.0f} {f['peak_mb']:>7.0f}MB" if f else f"{'-':>11} {'-':>9}"
         print(f"{label:<48} {rates[method]:>8.0f} {ours / rates[method]:>8.2f}x {cpu_ms[method]:>10.3f} {each:>20} {tail}")
     checks = []
-    limits = [m for m in ("forward-limit", "decode-limit") if m in rates]
+    limits = {m: rates[m] for m in ("forward-limit", "decode-limit") if m in rates}
+    if len(limits) == 2:
+        from gtpred_core.inference import usable_cpus
+
+        # Issue 17: on shared cores a decode-bound pipeline must decode AND run the model, so the
+        # ceiling is the tightest of the two limits and of both CPU costs spread over the cores.
+        limits["decode+model"] = 1000 / (cpu_ms["forward-limit"] + cpu_ms["decode-limit"]) * usable_cpus()
     if limits:
-        tight = min(limits, key=lambda m: rates[m])
-        checks.append((f"gtpred >= 0.9x the tighter limit ({tight}, {rates[tight]:.0f} img/s)", ours / rates[tight], 0.9))
+        tight = min(limits, key=lambda m: limits[m])
+        checks.append((f"gtpred >= 0.9x the ceiling ({tight}, {limits[tight]:.0f} img/s)", ours / limits[tight], 0.9))
+    if model == "mobilenetv3small" and "forward-limit" in rates:  # model-bound: kept from issue 2
+        checks.append((f"gtpred >= 0.9x the forward limit ({rates['forward-limit']:.0f} img/s)", ours / rates["forward-limit"], 0.9))
     if "naive" in rates:
         checks.append((f"gtpred >= 1.5x naive ({rates['naive']:.0f} img/s)", ours / rates["naive"], 1.5))
     if "keras" in rates:
-        checks.append((f"gtpred >= 1.0x keras ({rates['keras']:.0f} img/s)", ours / rates["keras"], 1.0))
+        checks.append((f"gtpred >= 1.2x keras ({rates['keras']:.0f} img/s)", ours / rates["keras"], 1.2))
     ok = True
     for text, ratio, target in checks:
         verdict = "PASS" if ratio >= target else "MISS"
@@ -441,6 +450,10 @@ def report(model: str, rounds: dict[str, list[dict]], fresh: dict[str, dict], ar
               f"decode alone {cpu_ms['decode-limit']:.3f} = {cpu_ms['forward-limit'] + cpu_ms['decode-limit']:.3f} ms "
               f"(gtpred does {(cpu_ms['forward-limit'] + cpu_ms['decode-limit']) / cpu_ms['gtpred']:.2f}x of that work "
               f"rate; both on {usable_cpus()} saturated cores would top out near {both:.0f} img/s)")  # fmt: skip
+        # The work rate is the load-robust figure: CPU time per image hardly moves when other
+        # processes share the cores, where images/s does.
+        work = (cpu_ms["forward-limit"] + cpu_ms["decode-limit"]) / cpu_ms["gtpred"]
+        print(f"info  work rate (CPU of decode alone + model alone, over gtpred's): {work:.2f}x")
     if "gtpred" in fresh:
         print(f"gtpred peak RSS: {fresh['gtpred']['peak_mb']:.0f} MB (fresh process: import, load, warm-up, one pass)")
     return ok

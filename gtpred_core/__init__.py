@@ -31,7 +31,7 @@ from .errors import (
 from .evaluation import check_model_fits, evaluate, evaluate_folder, outputs_to_probabilities
 from .export import predictions_csv, summary_json, write_outputs
 from .folder import ImageFolder, index_image_folder
-from .inference import MAX_IMAGE_PIXELS, SkippedFile, Throughput, predict_files
+from .inference import MAX_IMAGE_PIXELS, DecodeCache, SkippedFile, Throughput, decoding_once, predict_files
 from .metrics import Interval, Metrics, compute_metrics, wilson_interval
 from .calibration import Calibration, calibration, temperature_what_if
 from .suspects import SuspectLabel, suspect_labels
@@ -39,6 +39,7 @@ from .model import Head, LoadedModel, load_model
 from .preprocessing import PREPROCESS_MODES
 from .request import EvaluationRequest
 from .run import Run, RunInfo, assemble_run
+from .sweep import evaluate_models
 from .sources.labels_csv import LabelsCsvError, LabelsCsvReport, read_labels_csv
 from .training_history import EpochRun, TrainingHistory
 from .uploads import extract_zip_safely, list_subfolders, remove_scratch, resolve_inside_root, scratch_dir
@@ -115,6 +116,9 @@ __all__ = [
     "natural_order",
     "outputs_to_probabilities",
     "predict_files",
+    "DecodeCache",
+    "decoding_once",
+    "evaluate_models",
     "predictions_csv",
     "read_class_order_file",
     "read_labels_csv",

@@ -333,15 +333,22 @@ def checkpoints_command(args: argparse.Namespace) -> int:
     from .training import evaluate_checkpoints
 
     bar = TerminalProgress()
+    checkpoints = glob.glob(args.models)
+    done_by_epoch: dict[int, int] = {}
+
+    def progress(epoch: int, done: int, total: int) -> None:  # the checkpoints run at once: one bar for all
+        done_by_epoch[epoch] = done
+        bar(sum(done_by_epoch.values()), total * len(checkpoints))
+
     training_id, runs = evaluate_checkpoints(
-        glob.glob(args.models),
+        checkpoints,
         args.images,
         store=RunStore(args.db),
         name=args.name,
         class_order=args.class_order,
         preprocess=args.preprocess,
         batch_size=args.batch_size,
-        progress=lambda epoch, done, total: bar(done, total),
+        progress=progress,
     )
     for epoch, run in enumerate(runs, start=1):
         accuracy = f"{run.metrics.accuracy:.2%}" if run.metrics.accuracy is not None else "n/a"

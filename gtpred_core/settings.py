@@ -21,6 +21,7 @@ may keep them: the app's worker pool keeps the limits it was created with until 
 | GTPRED_MAX_IMAGE_MB   | largest image file read (larger ones are skipped)        | 256                  |
 | GTPRED_CLI_MEMORY_MB  | address-space limit of the command line (0: none)        | the worker's limit   |
 | GTPRED_KEEP_DELETED_DAYS | days a deleted run stays restorable, then is purged ("never": kept) | 30   |
+| GTPRED_DECODE_CACHE_MB | decoded images kept to replay (epochs, several models)  | 1024                 |
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Settings:
     max_image_mb: int = 256
     cli_memory_mb: int = 8192
     keep_deleted_days: float = 30.0
+    decode_cache_mb: int = 1024
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -65,6 +67,7 @@ class Settings:
             max_image_mb=int(env.get("GTPRED_MAX_IMAGE_MB", "256")),
             cli_memory_mb=int(env.get("GTPRED_CLI_MEMORY_MB") or env.get("GTPRED_WORKER_MEMORY_MB", "8192")),
             keep_deleted_days=_days(env.get("GTPRED_KEEP_DELETED_DAYS", "30")),
+            decode_cache_mb=int(env.get("GTPRED_DECODE_CACHE_MB", "1024")),
         )
 
 

@@ -10,7 +10,6 @@ a ``keras.utils.PyDataset``, a legacy ``DirectoryIterator`` (``flow_from_directo
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -22,7 +21,7 @@ from .class_order import keras_order, natural_order
 from .errors import GtpredError, SourceShufflesError
 from .evaluation import outputs_to_probabilities
 from .folder import index_image_folder
-from .inference import ProgressCallback
+from .inference import DecodeCache, ProgressCallback, decoding_once
 from .model import LoadedModel, from_keras_model, load_model
 from .run import Run, RunInfo, assemble_run
 from .sources import data_source
@@ -166,7 +165,8 @@ class PredictionRecorder(keras.callbacks.Callback):
     """Record the validation set's ``y_true``, ``y_pred`` and probabilities at the end of epochs.
 
     No patching of Keras: at the end of every ``every``-th epoch the model predicts
-    ``validation_data`` in a fixed order; each epoch's Run (with the epoch's logs) is kept in
+    ``validation_data`` in a fixed order (an image folder is decoded on the first recorded epoch
+    and replayed from memory afterwards, see ``DecodeCache``); each epoch's Run (with the epoch's logs) is kept in
     ``self.epochs`` and, when ``store`` is given, stored as one training run. A source that
     shuffles is refused up front, because its predictions could not be paired with files.
     """
@@ -199,6 +199,9 @@ class PredictionRecorder(keras.callbacks.Callback):
         self.epochs: list[tuple[int, dict[str, float], Run]] = []
         self.seconds_per_record: list[float] = []
         self.training_id: int | None = None
+        #: An image folder's decoded images, kept from the first recorded epoch (up to
+        #: ``GTPRED_DECODE_CACHE_MB``) so later epochs only run the model.
+        self.decoded = DecodeCache()
         self._source = data_source(validation_data)
         self._check_order_is_fixed()
 
@@ -228,9 +231,10 @@ class PredictionRecorder(keras.callbacks.Callback):
         if isinstance(self._source, ImageFolderSource):
             from .evaluation import evaluate_folder
 
-            return evaluate_folder(
-                model, self._source.root, class_order=self.class_order, preprocess=self.preprocess, batch_size=self.batch_size
-            )
+            with decoding_once(self.decoded):  # the first recorded epoch decodes, later ones replay
+                return evaluate_folder(
+                    model, self._source.folder, class_order=self.class_order, preprocess=self.preprocess, batch_size=self.batch_size
+                )
         return _pair_batches(model, self._source, None, self.class_names, self.batch_size, None)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -284,11 +288,11 @@ def evaluate_checkpoints(
 ) -> tuple[int | None, list[Run]]:
     """Evaluate every checkpoint on the same ordered file list, one epoch per checkpoint.
 
-    Checkpoints are taken in natural order of their file names (``ckpt_2`` before ``ckpt_10``);
+    The folder is decoded once for all of them (``evaluate_models``). Checkpoints are taken in natural order of their file names (``ckpt_2`` before ``ckpt_10``);
     with a ``store``, they are kept as one training run. Returns (training id or None, runs).
     """
     from .class_order import natural_sort_key, resolve_class_order
-    from .evaluation import evaluate_folder
+    from .sweep import evaluate_models
 
     ordered = sorted((Path(c) for c in checkpoints), key=lambda p: natural_sort_key(p.name))
     if not ordered:
@@ -296,19 +300,17 @@ def evaluate_checkpoints(
     folder = index_image_folder(images)
     order = resolve_class_order(class_order, folder.class_names, folder.counts)
     training_id = store.start_training(name or f"checkpoints in {ordered[0].parent.name or '.'}", str(folder.root)) if store else None
-    runs = []
-    for epoch, checkpoint in enumerate(ordered, start=1):
-        run = evaluate_folder(
-            checkpoint,
-            folder,
-            class_order=order,
-            preprocess=preprocess,
-            batch_size=batch_size,
-            progress=functools.partial(progress, epoch) if progress else None,
-        )
-        runs.append(run)
-        if store is not None:
-            store.save(run, name=checkpoint.name, training_id=training_id, epoch=epoch, logs={"checkpoint": checkpoint.name})
+    # one decode for all: the checkpoints share the architecture, so each batch feeds every one
+    runs = evaluate_models(
+        ordered,
+        folder,
+        class_order=order,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        progress=(lambda index, done, total: progress(index + 1, done, total)) if progress else None,
+    )
     if store is not None:
+        for epoch, (checkpoint, run) in enumerate(zip(ordered, runs), start=1):
+            store.save(run, name=checkpoint.name, training_id=training_id, epoch=epoch, logs={"checkpoint": checkpoint.name})
         store.finish_training(training_id)
     return training_id, runs

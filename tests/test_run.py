@@ -177,3 +177,35 @@ def test_the_relabelled_from_mark_survives_the_store_round_trip(hand_run, tmp_pa
     assert loaded.info.relabelled_from == original
     assert loaded.summary()["run"]["relabelled_from"] == original
     assert store.load(original).info.relabelled_from is None
+
+# ----- confusions at scale: counts from y_true/y_pred, the top mistakes, a matrix over chosen classes
+def _hand_run() -> Run:
+    names = ("cat", "dog", "fox", "owl")
+    y_true = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 3])
+    y_pred = np.array([0, 1, 1, 0, 0, 0, 2, 3, 2, 3])  # dog->cat x3, cat->dog x2, dog->fox, fox->owl
+    probabilities = np.eye(4, dtype=np.float32)[y_pred]
+    return assemble_run(class_names=names, paths=[f"f{i}.png" for i in range(10)], y_true=y_true, y_pred=y_pred, probabilities=probabilities)
+
+
+def test_confusion_counts_equal_the_stored_matrix(trap_run):
+    np.testing.assert_array_equal(trap_run.confusion_counts(), np.asarray(trap_run.metrics.confusion_matrix))
+
+
+def test_top_confusions_list_the_most_frequent_mistakes_first():
+    run = _hand_run()
+    assert run.top_confusions() == [("dog", "cat", 3), ("cat", "dog", 2), ("dog", "fox", 1), ("fox", "owl", 1)]
+    assert run.top_confusions(limit=2) == [("dog", "cat", 3), ("cat", "dog", 2)]
+
+
+def test_a_matrix_among_chosen_classes_keeps_each_rows_total_in_other():
+    names, matrix = _hand_run().confusion_among(["dog", "cat"])
+    assert names == ("dog", "cat", "(other)")
+    # rows = true (dog, cat), columns = predicted (dog, cat, any other class)
+    np.testing.assert_array_equal(matrix, [[0, 3, 1], [2, 1, 0]])
+
+
+def test_a_matrix_among_unknown_or_repeated_classes_is_refused():
+    with pytest.raises(ValueError, match="Unknown class name\\(s\\): emu"):
+        _hand_run().confusion_among(["cat", "emu"])
+    with pytest.raises(ValueError, match="A class is chosen twice"):
+        _hand_run().confusion_among(["cat", "cat"])

@@ -74,6 +74,14 @@ def test_recorded_epochs_pair_labels_in_order_with_that_epochs_weights(recorded,
     assert saved["y_pred"].shape == (3, 300)
 
 
+def test_recorded_epochs_after_the_first_replay_the_folder_and_predict_the_same(recorded, digits_dir):
+    recorder, _, tmp = recorded
+    assert (recorder.decoded.decoded_passes, recorder.decoded.replayed_passes) == (1, 2)  # decoded once
+    for epoch, _, run in recorder.epochs:
+        decoded_again = evaluate_folder(tmp / f"ckpt_{epoch}.keras", digits_dir, class_order="natural")
+        np.testing.assert_array_equal(run.probabilities, decoded_again.probabilities)  # bit for bit
+
+
 def test_the_training_run_is_stored_one_epoch_each(recorded):
     recorder, store, _ = recorded
     (training,) = store.list_trainings()
