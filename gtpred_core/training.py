@@ -22,7 +22,7 @@ from .errors import GtpredError, SourceShufflesError
 from .evaluation import outputs_to_probabilities
 from .folder import index_image_folder
 from .inference import DecodeCache, ProgressCallback, decoding_once
-from .model import LoadedModel, from_keras_model, load_model
+from .model import LoadedModel, from_keras_model, load_model, resolve_head
 from .run import Run, RunInfo, assemble_run
 from .sources import data_source
 from .sources.adapter import BatchSource, labels_to_indices
@@ -60,6 +60,7 @@ def predict_pairs(
     class_names: Sequence[str] | None = None,
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
+    head: str = "auto",
 ) -> Run:
     """Predict each batch of ``source`` once and keep that batch's targets beside it.
 
@@ -99,7 +100,9 @@ def _pair_batches(
         if progress is not None:
             progress(len(paths), total or len(paths))
     raw = np.concatenate(outputs) if outputs else np.zeros((0, 1), np.float32)
-    probabilities, head = outputs_to_probabilities(raw)
+    # the head the model's graph says (the same rule as every evaluation); its outputs only decide
+    # when the graph cannot tell (a SavedModel)
+    probabilities, used_head = outputs_to_probabilities(raw, resolve_head(model, head))
     names = tuple(class_names or source.class_names() or (str(i) for i in range(max(probabilities.shape[1], 2))))
     return assemble_run(
         class_names=names,
@@ -107,7 +110,7 @@ def _pair_batches(
         y_true=np.concatenate(labels) if labels else np.zeros(0, np.int64),
         y_pred=probabilities.argmax(axis=1),
         probabilities=probabilities,
-        info=RunInfo(model=model.name, images=source.kind, head=head, batch_size=batch_size, seconds=round(time.perf_counter() - started, 3)),
+        info=RunInfo(model=model.name, images=source.kind, head=used_head, batch_size=batch_size, seconds=round(time.perf_counter() - started, 3)),
     )
 
 

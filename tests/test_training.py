@@ -217,3 +217,16 @@ def test_the_helps_example_runs_on_a_real_folder(digits_dir, capsys):
     findings = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("Found 300 files")]
     assert len(findings) == 1 and findings[0].startswith("class-order-string-sort - ")  # the folder's only trap
     assert "Fix: Save class_indices" in findings[0]
+
+
+def test_predict_pairs_reads_the_head_from_the_model_not_from_its_outputs():
+    """A linear (logits) head whose outputs happen to look like probabilities (0.3, 0.7: in 0..1,
+    summing to 1) is still read as logits, as every evaluation reads it: softmax(0.3, 0.7)."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.layers[-1].set_weights([np.zeros((48, 2), np.float32), np.array([0.3, 0.7], np.float32)])
+    x, y = np.zeros((5, 4, 4, 3), np.float32), np.array([0, 1, 1, 0, 1])
+    run = predict_pairs(model, (x, y))
+    assert run.info.head == "logits"
+    assert run.probabilities[0] == pytest.approx([1 / (1 + np.exp(0.4)), 1 / (1 + np.exp(-0.4))], abs=1e-6)
