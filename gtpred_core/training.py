@@ -74,7 +74,7 @@ def predict_pairs(
         from .evaluation import evaluate_folder
 
         return evaluate_folder(model, adapter.root, batch_size=batch_size, progress=progress)
-    return _pair_batches(model, adapter, steps, class_names, batch_size, progress)
+    return _pair_batches(model, adapter, steps, class_names, batch_size, progress, head)
 
 
 def _pair_batches(
@@ -84,6 +84,7 @@ def _pair_batches(
     class_names: Sequence[str] | None,
     batch_size: int,
     progress: ProgressCallback | None,
+    head: str = "auto",
 ) -> Run:
     forward = _forward(model)
     outputs: list[np.ndarray] = []
