@@ -22,7 +22,6 @@ nearest sampled neighbours in feature space: the cost stops growing with the fol
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -200,14 +199,6 @@ def neighbour_agreement(points: np.ndarray, labels: Sequence[int] | np.ndarray, 
     votes = labels[neighbours[:, 1:]]
     majority = np.array([np.bincount(row).argmax() for row in votes])
     return float(np.mean(majority == labels))
-
-
-@dataclass(frozen=True)
-class EmbeddingMap:
-    """A run's 2-D map: one (x, y) per evaluated image, in evaluation order, and what it maps."""
-
-    points: np.ndarray
-    method: str
 
 
 def embeddings_csv(paths: Sequence[str], points: np.ndarray) -> str:
