@@ -4,6 +4,7 @@ contract.
     evaluate --model M (--images D | --labels CSV [--images ROOT]) --out O [--class-order keras|natural|FILE] [--head auto|logit]
              [--preprocess none|rescale|tf|torch|caffe] [--batch-size N] [--image-size HxW]
              [--backend local|ray] [--ray-address ADDR] [--save [--name N] [--db F]]
+             [--embeddings] [--train-images D2]   2-D map of features; copies of images in D2
     demo     [--out O] [--class-order ...]       evaluate the built-in digits demo
     evaluate ... --save [--name N] [--db F]      also keep the run in the run store
     runs     [--db F] list [--deleted] | show ID | export ID --out O | rename ID NAME
@@ -209,6 +210,14 @@ def build_parser(prog: str = "gtpred") -> argparse.ArgumentParser:
         help="auto (read from the model, default) or logit: the outputs are raw scores (needed for "
         "a one-unit output without a sigmoid)",
     )
+    evaluate.add_argument(
+        "--embeddings", action="store_true",
+        help="also write embeddings.csv: a 2-D map (t-SNE) of the model's penultimate features, from the same pass",
+    )
+    evaluate.add_argument(
+        "--train-images", default=None, metavar="FOLDER",
+        help="the training folder: list evaluated images also found there (exact and near copies) in summary.json",
+    )
     _add_run_options(evaluate)
     checkpoints = commands.add_parser("evaluate-checkpoints", help="evaluate every checkpoint on the same images, as one training run")
     checkpoints.add_argument("--models", required=True, help="a glob of checkpoint files, e.g. 'ckpt/*.keras' (quote it)")
@@ -274,7 +283,15 @@ def _print_summary(run, out: Path, stream: TextIO) -> None:
         print(f"warning [{warning.code}]: {warning.message}", file=stream)
     if run.suggested_class_order:
         print(f"suggested class order: {', '.join(run.suggested_class_order)}", file=stream)
-    print(f"wrote {out / 'predictions.csv'} and {out / 'summary.json'}", file=stream)
+    if run.leakage:
+        exact = sum(p.kind == "exact" for p in run.leakage)
+        print(
+            f"warning [leakage]: {len(run.leakage)} evaluated/training image pair(s) look like the same "
+            f"picture ({exact} exact copies); see 'leakage' in summary.json",
+            file=stream,
+        )
+    extra = f", {out / 'embeddings.csv'}" if run.embedding is not None else ""
+    print(f"wrote {out / 'predictions.csv'}{extra} and {out / 'summary.json'}", file=stream)
 
 
 def runs_command(args: argparse.Namespace) -> int:
@@ -302,7 +319,8 @@ def runs_command(args: argparse.Namespace) -> int:
     elif args.action == "export":
         run = store.load(args.id)
         predictions, summary_path = write_outputs(run, args.out)
-        print(f"wrote {predictions} and {summary_path}")
+        extra = f", {Path(args.out) / 'embeddings.csv'}" if run.embedding is not None else ""
+        print(f"wrote {predictions}{extra} and {summary_path}")
     elif args.action == "report":
         from .report import write_report
 
@@ -444,6 +462,8 @@ def run_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         image_size=args.image_size,
         head=getattr(args, "head", "auto"),  # only evaluate has --head
+        embeddings=getattr(args, "embeddings", False),  # likewise
+        train_images=Path(args.train_images) if getattr(args, "train_images", None) else None,
         backend=args.backend,
         ray_address=args.ray_address,
     )

@@ -13,6 +13,7 @@ import numpy as np
 
 from .class_order import ClassOrder, resolve_class_order
 from .diagnostics import RunWarning, WarningCode
+from .errors import FolderError
 from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
 from .inference import ProgressCallback, SkippedFile, predict_files
@@ -119,6 +120,20 @@ def _context_warnings(
     return warnings
 
 
+def _checked_train_images(train_images: Path | None) -> Path | None:
+    """The training folder to search for leaked copies, checked before anything runs."""
+    if train_images is None:
+        return None
+    if not train_images.is_dir():
+        raise FolderError(
+            f"The training folder {train_images.name} (searched for copies of the evaluated images) "
+            + ("is not a folder." if train_images.exists() else "does not exist."),
+            "Give the folder the model was trained on (--train-images), or leave it out.",
+            train_images,
+        )
+    return train_images.resolve()
+
+
 def evaluate_folder(
     model: str | Path | LoadedModel,
     images: str | Path | ImageFolder,
@@ -133,6 +148,8 @@ def evaluate_folder(
     backend: str = "local",
     ray_address: str | None = None,
     head: str = "auto",
+    embeddings: bool = False,
+    train_images: str | Path | None = None,
 ) -> Run:
     """The library's one call: ``evaluate`` on an ``EvaluationRequest`` made of these arguments.
 
@@ -151,6 +168,8 @@ def evaluate_folder(
         head=head,
         backend=backend,
         ray_address=ray_address,
+        embeddings=embeddings,
+        train_images=Path(train_images) if train_images is not None else None,
     )
     return evaluate(request, progress=progress, cancel=cancel, sink=sink)
 
@@ -182,6 +201,7 @@ def evaluate(
         if isinstance(class_order, ClassOrder)
         else resolve_class_order(class_order, folder.class_names, folder.counts)
     )
+    train_root = _checked_train_images(request.train_images)
     loaded = request.model if isinstance(request.model, LoadedModel) else load_model(request.model)
     decided_head = resolve_head(loaded, request.head)  # None: the graph cannot tell (a SavedModel)
     check_model_fits(loaded, len(order.names), decided_head)
@@ -205,7 +225,9 @@ def evaluate(
         n_files=len(folder.files),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         gtpred_version=__version__,
+        train_images=str(train_root) if train_root is not None else None,
     )
+    with_features = request.embeddings and loaded.keras_model is not None  # else: the probabilities
     position = {name: i for i, name in enumerate(order.names)}
     true_index = np.array([position[folder.class_names[label]] for label in folder.labels], dtype=np.int64)
     # The model's head, or (when its graph cannot tell) the first batch's: the same on every path,
@@ -245,6 +267,7 @@ def evaluate(
                 progress=progress,
                 cancel=cancel,
                 on_batch=on_batch,
+                with_features=with_features,
             )
     except BaseException:
         if sink is not None:
@@ -255,6 +278,19 @@ def evaluate(
     y_true = true_index[raw.indices]
     y_pred = probabilities.argmax(axis=1).astype(np.int64) if len(raw.indices) else np.zeros(0, np.int64)
     skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
+    paths = [folder.files[i] for i in raw.indices]
+    embedding, embedding_method = None, None
+    if request.embeddings:
+        from .embeddings import METHOD_PENULTIMATE, METHOD_PROBABILITIES, embedding_map
+
+        features = raw.features if with_features and raw.features is not None else probabilities
+        embedding = embedding_map(features)
+        embedding_method = METHOD_PENULTIMATE if with_features else METHOD_PROBABILITIES
+    leakage = None
+    if train_root is not None:
+        from .leakage import find_leakage
+
+        leakage = find_leakage(folder.root, paths, train_root)
     info = replace(
         info,
         head=final_head,
@@ -263,7 +299,7 @@ def evaluate(
     )
     run = assemble_run(
         class_names=order.names,
-        paths=[folder.files[i] for i in raw.indices],
+        paths=paths,
         y_true=y_true,
         y_pred=y_pred,
         probabilities=probabilities,
@@ -271,6 +307,9 @@ def evaluate(
         skipped=skipped,
         ignored=folder.ignored,
         info=info,
+        embedding=embedding,
+        embedding_method=embedding_method,
+        leakage=leakage,
     )
     if sink is not None:
         sink.finish(run)

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import FolderError, ModelError
 
 GRADCAM = "grad-cam"
 OCCLUSION = "occlusion"
@@ -74,7 +74,7 @@ def find_spatial_layer(model: Any, sample: np.ndarray, layer: str | None = None)
                     "Name a convolutional layer, or leave --layer out to use the last one.",
                 )
             return i, stage.name
-        if _rank(x) == 4:
+        if _is_map(tuple(x.shape)):
             found = (i, stage.name)
     if layer is not None:
         names = ", ".join(s.name for s in stages)
@@ -87,10 +87,16 @@ def find_spatial_layer(model: Any, sample: np.ndarray, layer: str | None = None)
     return found
 
 
+def _is_map(shape: Any) -> bool:
+    """A rank-4 output with room to place evidence: a 1x1 map (``keras.applications`` heads
+    keep their pooled features as (1, 1, C)) says nothing about where."""
+    return len(shape) == 4 and not (shape[1] == 1 and shape[2] == 1)
+
+
 def _functional_spatial_layer(model: Any) -> str | None:
-    """For a functional model: the name of its last layer with a rank-4 output (graph known)."""
+    """For a functional model: the name of its last layer with a spatial output (graph known)."""
     try:
-        candidates = [layer for layer in model.layers if _rank(layer.output) == 4]
+        candidates = [layer for layer in model.layers if _is_map(tuple(layer.output.shape))]
     except (AttributeError, ValueError):
         return None
     return candidates[-1].name if candidates else None
@@ -143,10 +149,22 @@ def gradcam(model: Any, images: np.ndarray, targets: Sequence[int], head: str, l
     return SaliencyMaps(_normalise(cam), GRADCAM, name)
 
 
+_TWO_OUTPUTS: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
 def _two_outputs(model: Any, inner: Any) -> Any:
+    """(feature maps, outputs) over the model's own graph; kept per model and layer, so a warm
+    worker explaining click after click builds it once."""
     import keras
 
-    return keras.Model(model.inputs, [inner.output, model.outputs[0]])
+    key = (id(model), inner.name)
+    cached = _TWO_OUTPUTS.get(key)
+    if cached is None or cached[0] is not model:
+        if len(_TWO_OUTPUTS) >= 4:
+            _TWO_OUTPUTS.pop(next(iter(_TWO_OUTPUTS)))
+        cached = (model, keras.Model(model.inputs[0], [inner.output, model.outputs[0]]))
+        _TWO_OUTPUTS[key] = cached
+    return cached[1]
 
 
 def occlusion(call: Any, images: np.ndarray, targets: Sequence[int], head: str, grid: int = 8) -> SaliencyMaps:
@@ -282,3 +300,65 @@ def _keras_model(path: Path, kind: str) -> Any | None:
     import keras
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+# ----- one image on click, and the overlay the page shows ------------------------------------------
+def explain_file(
+    model: Any,
+    image: str | Path,
+    targets: Sequence[int],
+    *,
+    input_size: tuple[int, int],
+    preprocess: str,
+    head: str,
+    layer: str | None = None,
+) -> SaliencyMaps:
+    """One map per class in ``targets`` for one image file, decoded as the evaluation did.
+
+    ``model`` is a ``LoadedModel``: its Keras model (kept warm by the worker) gets Grad-CAM,
+    a SavedModel occlusion. All targets go through the model in one batch.
+    """
+    if not Path(image).is_file():
+        raise FolderError(
+            f"The image {Path(image).name} is no longer where the run found it.",
+            "Evaluate the folder again to explain its images.",
+            image,
+        )
+    size = (int(input_size[0]), int(input_size[1]))
+    pixels = load_images([image], size, model.channels, preprocess)
+    batch = np.repeat(pixels, len(targets), axis=0)
+    if model.keras_model is not None:
+        return gradcam(model.keras_model, batch, list(targets), head, layer)
+    return occlusion(model.call, batch, list(targets), head)
+
+
+#: Colour stops of the heat scale (dark blue, cyan, yellow, red): low to high evidence.
+_HEAT_STOPS = np.array([[0, 0, 130], [0, 200, 255], [255, 230, 0], [220, 0, 0]], dtype=np.float32)
+
+
+def heat_colours(heatmap: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float colours of a [0, 1] map, interpolated between ``_HEAT_STOPS``."""
+    position = np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1) * (len(_HEAT_STOPS) - 1)
+    low = np.minimum(position.astype(int), len(_HEAT_STOPS) - 2)
+    share = (position - low)[..., None]
+    return _HEAT_STOPS[low] * (1 - share) + _HEAT_STOPS[low + 1] * share
+
+
+def overlay(image: Any, heatmap: np.ndarray, opacity: float) -> np.ndarray:
+    """The image (array-like: a PIL image or an (H, W[, C]) array) with ``heatmap`` ([0, 1], any
+    size: resized bilinearly to the image) laid over it at ``opacity`` (0: the image alone, 1:
+    the map alone), as an (H, W, 3) uint8 RGB array."""
+    from PIL import Image
+
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
+    pixels = np.asarray(image)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    pixels = pixels[..., :3].astype(np.float32)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    height, width = pixels.shape[:2]
+    resized = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    blended = (1 - opacity) * pixels + opacity * heat_colours(np.asarray(resized))
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

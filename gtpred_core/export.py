@@ -1,4 +1,5 @@
-"""Write a Run as ``predictions.csv`` and ``summary.json`` (the CLI's output contract)."""
+"""Write a Run as ``predictions.csv`` and ``summary.json`` (the CLI's output contract), and
+``embeddings.csv`` when the run has an embedding map."""
 
 from __future__ import annotations
 
@@ -89,11 +90,16 @@ def shareable_summary_json(run: Run, data_root: str | Path | None) -> str:
 
 
 def write_outputs(run: Run, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write both files into ``out_dir`` (created if needed); return their paths."""
+    """Write both files into ``out_dir`` (created if needed); return their paths. A run with an
+    embedding map also gets ``embeddings.csv`` (``path, x, y``, the rows in evaluation order)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictions = out / "predictions.csv"
     summary = out / "summary.json"
     predictions.write_text(predictions_csv(run), encoding="utf-8")
     summary.write_text(summary_json(run), encoding="utf-8")
+    if run.embedding is not None:
+        from .embeddings import embeddings_csv
+
+        (out / "embeddings.csv").write_text(embeddings_csv(run.paths, run.embedding), encoding="utf-8")
     return predictions, summary

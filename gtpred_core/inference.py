@@ -83,6 +83,8 @@ class RawPredictions:
     ``indices`` index into the list of files given; ``outputs`` are the raw model outputs (not yet
     softmaxed), one row per index. ``skipped`` holds positions with their reason. ``completed``
     is False when the run was cancelled; then files after ``n_seen`` were not attempted.
+    ``features`` (with ``with_features``) are the penultimate features of the same pass, one row
+    per index (see ``embeddings.features_call``).
     """
 
     indices: np.ndarray
@@ -90,6 +92,7 @@ class RawPredictions:
     skipped: tuple[tuple[int, str], ...]
     n_seen: int
     completed: bool
+    features: np.ndarray | None = None
 
 
 _HEADER_BYTES = 32
@@ -268,35 +271,42 @@ _FORWARD_CACHE: dict[tuple, tuple] = {}
 _FORWARD_CACHE_LOCK = threading.Lock()
 
 
-def make_forward(model: LoadedModel, size: tuple[int, int], preprocess: str):
+def make_forward(model: LoadedModel, size: tuple[int, int], preprocess: str, with_features: bool = False):
     """A compiled forward pass with a fixed signature (no retrace on the last partial batch).
 
-    Cached per loaded model, size and preprocessing, so repeated runs (the app, Ray workers
+    With ``with_features`` it returns (outputs, penultimate features) from the one pass.
+    Cached per loaded model, size, preprocessing and that flag, so repeated runs (the app, Ray workers
     predicting block after block) trace once. The least recently used entry goes first: with
     five checkpoints evaluated again and again while other models came and went, dropping the
     oldest entry instead made the five trace again (bench/sweep.py).
     """
-    key = (id(model.call), size, preprocess)
+    key = (id(model.call), size, preprocess, with_features)
     with _FORWARD_CACHE_LOCK:  # several models may start at once (evaluate_models)
         cached = _FORWARD_CACHE.pop(key, None)
         if cached is not None and cached[0] is model.call:
             _FORWARD_CACHE[key] = cached  # now the most recently used
             return cached[1]
-        forward = _compile_forward(model, size, preprocess)
+        forward = _compile_forward(model, size, preprocess, with_features)
         if len(_FORWARD_CACHE) >= 8:
             _FORWARD_CACHE.pop(next(iter(_FORWARD_CACHE)))
         _FORWARD_CACHE[key] = (model.call, forward)  # holding model.call keeps the id unique
         return forward
 
 
-def _compile_forward(model: LoadedModel, size: tuple[int, int], preprocess: str):
+def _compile_forward(model: LoadedModel, size: tuple[int, int], preprocess: str, with_features: bool = False):
     import tensorflow as tf
 
     spec = tf.TensorSpec((None, size[0], size[1], model.channels), tf.float32)
+    if with_features:
+        from .embeddings import features_call
+
+        call = features_call(model)
+    else:
+        call = model.call
 
     @tf.function(input_signature=[spec], reduce_retracing=True)
     def forward(images):
-        return model.call(apply_preprocess(images, preprocess))
+        return call(apply_preprocess(images, preprocess))
 
     return forward
 
@@ -524,8 +534,11 @@ def decoding_once(cache: DecodeCache | None = None) -> Iterator[DecodeCache]:
 FORWARDS_IN_FLIGHT = 2
 
 
-def _run_forward(forward, images) -> np.ndarray:
-    return np.asarray(forward(images))
+def _run_forward(forward, images) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    result = forward(images)
+    if isinstance(result, (tuple, list)):  # (outputs, features)
+        return np.asarray(result[0]), np.asarray(result[1])
+    return np.asarray(result)
 
 
 def predict_files(
@@ -538,11 +551,13 @@ def predict_files(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     on_batch: BatchCallback | None = None,
+    with_features: bool = False,
 ) -> RawPredictions:
     """Predict ``paths`` in order, once each. Cancelling keeps what was done so far.
 
     ``on_batch(indices, outputs)`` receives each batch's evaluated file indices and raw outputs
-    as they come (in order), so a caller can stream results to storage.
+    as they come (in order), so a caller can stream results to storage. ``with_features`` also
+    keeps each image's penultimate features from the same pass (a Keras model only).
     """
     size = image_size or model.input_size
     if size[0] is None or size[1] is None:
@@ -558,6 +573,7 @@ def predict_files(
     total = len(paths)
     outputs = np.zeros((total, model.output_width), dtype=np.float32)
     evaluated = np.zeros(total, dtype=bool)
+    features: list[np.ndarray] = []  # one (total, width) array, made at the first batch
     too_big: list[tuple[int, int]] = []
     cache = _ACTIVE_CACHE.get()
     if cache is not None:
@@ -569,7 +585,7 @@ def predict_files(
     completed = True
     try:
         if total:
-            forward = make_forward(model, size, preprocess)
+            forward = make_forward(model, size, preprocess, with_features)
             in_flight: deque[tuple[np.ndarray, np.ndarray, Future]] = deque()
             last_arrived = -1
 
@@ -577,6 +593,10 @@ def predict_files(
                 nonlocal last_index
                 indices, pixels, future = in_flight.popleft()
                 batch_out = future.result()
+                if with_features:
+                    batch_out, batch_features = batch_out
+                    if not features:
+                        features.append(np.zeros((total, batch_features.shape[1]), dtype=np.float32))
                 if batch_out.shape != (len(indices), model.output_width):
                     raise InvariantError(
                         f"The model returned {batch_out.shape[0]} predictions for a batch of "
@@ -586,6 +606,8 @@ def predict_files(
                 too_big.extend((int(i), int(p)) for i, p in zip(indices[~ok], pixels[~ok]))
                 outputs[indices[ok]] = batch_out[ok]
                 evaluated[indices[ok]] = True
+                if with_features:
+                    features[0][indices[ok]] = batch_features[ok]
                 if on_batch is not None and ok.any():
                     on_batch(indices[ok], batch_out[ok])
                 last_index = int(indices[-1])
@@ -621,7 +643,10 @@ def predict_files(
     indices = np.flatnonzero(evaluated)
     if len(indices) + len(skipped) != n_seen:
         raise InvariantError(f"{len(indices)} evaluated + {len(skipped)} skipped != {n_seen} seen.")
-    return RawPredictions(indices, outputs[indices], skipped, n_seen, completed)
+    kept_features = None
+    if with_features:
+        kept_features = features[0][indices] if features else np.zeros((0, 0), dtype=np.float32)
+    return RawPredictions(indices, outputs[indices], skipped, n_seen, completed, kept_features)
 
 
 class Throughput:

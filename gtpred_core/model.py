@@ -96,6 +96,9 @@ class LoadedModel:
     rescales_itself: bool | None
     call: Callable[[Any], Any] = field(repr=False, compare=False)
     head: Head | None = None
+    #: The Keras model object (None for a SavedModel): penultimate features and Grad-CAM need
+    #: its layers; the warm worker reuses it instead of loading the file again.
+    keras_model: Any = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -217,6 +220,7 @@ def from_keras_model(model: Any, path: str | Path = "<in memory>", kind: str = "
         rescales_itself=_has_scaling_layer(model),
         call=lambda x: model(x, training=False),
         head=head_from_activation(activation, int(output_shape[-1])),
+        keras_model=model,
     )
 
 

@@ -37,6 +37,9 @@ class EvaluationRequest:
     is "keras" (folder sort), "natural", a labels file, or a resolved ``ClassOrder``.
     ``image_size`` (height, width) is for models that take any size. With ``store_path`` the
     run streams into that run store under ``run_name`` (a store failure never fails the run).
+    ``embeddings`` also keeps a 2-D map of the model's penultimate features, taken in the same
+    pass (``embeddings.py``); ``train_images`` (a folder) is searched for copies of the evaluated
+    images (``leakage.py``).
     """
 
     model: Path | LoadedModel
@@ -50,9 +53,11 @@ class EvaluationRequest:
     ray_address: str | None = None
     store_path: Path | None = None
     run_name: str | None = None
+    embeddings: bool = False
+    train_images: Path | None = None
 
     def __post_init__(self) -> None:
-        for name in ("model", "images", "store_path"):
+        for name in ("model", "images", "store_path", "train_images"):
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, Path(value).expanduser())
@@ -95,6 +100,14 @@ class EvaluationRequest:
                 f"Choose {' or '.join(BACKENDS)}.",
                 received=self.backend,
                 expected=" or ".join(BACKENDS),
+            )
+        if self.embeddings and self.backend != "local":
+            raise BackendError(
+                "The embedding map is made on this server only: the features come from the local "
+                "ordered pass.",
+                "Use the local backend with embeddings, or leave embeddings out on Ray.",
+                received=self.backend,
+                expected="local",
             )
 
     @property

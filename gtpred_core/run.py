@@ -19,6 +19,7 @@ from .calibration import calibration
 from .diagnostics import RunWarning, WarningCode, check_class_order, check_prediction_collapse
 from .errors import ClassOrderError
 from .inference import SkippedFile
+from .leakage import LeakedPair
 from .metrics import Metrics, compute_metrics
 from .model import Head
 from .suspects import suspect_labels_summary
@@ -67,6 +68,7 @@ class RunInfo:
     created_at: str = ""
     gtpred_version: str = ""
     relabelled_from: int | None = None  # the stored run whose predictions this re-reads (no inference)
+    train_images: str | None = None  # the training folder searched for leaked copies, if any
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -94,7 +96,9 @@ class Run:
     ``class_names[k]`` is the class that output ``k`` stands for (the order in use);
     ``paths[i]`` (relative to ``info.images``, ``/``-separated), ``y_true[i]``, ``y_pred[i]``
     and ``probabilities[i]`` all describe the same file. ``skipped`` files were attempted but
-    could not be evaluated; ``ignored`` files are not images.
+    could not be evaluated; ``ignored`` files are not images. ``embedding`` (N, 2), when asked
+    for, places each file on the 2-D map (``embedding_method`` says what was mapped);
+    ``leakage`` lists evaluated files also found in ``info.train_images`` (None: not searched).
     """
 
     class_names: tuple[str, ...]
@@ -108,6 +112,9 @@ class Run:
     skipped: tuple[SkippedFile, ...] = ()
     ignored: tuple[str, ...] = ()
     info: RunInfo = field(default_factory=RunInfo)
+    embedding: np.ndarray | None = None
+    embedding_method: str | None = None
+    leakage: tuple[LeakedPair, ...] | None = None
 
     # ----- per-file views, all aligned with ``paths``
     @property
@@ -170,6 +177,9 @@ class Run:
             skipped=self.skipped,
             ignored=self.ignored,
             info=replace(self.info, class_order_source=source),
+            embedding=self.embedding,
+            embedding_method=self.embedding_method,
+            leakage=self.leakage,
         )
 
     # ----- serialisation
@@ -200,6 +210,8 @@ class Run:
             "calibration": calibration(self.probabilities, self.y_true).to_dict(),
             "suspect_labels": suspects,
             "suspect_labels_note": suspects_note,
+            "embedding_method": self.embedding_method,
+            "leakage": [p.to_dict() for p in self.leakage] if self.leakage is not None else None,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +223,7 @@ class Run:
             y_pred=self.y_pred.tolist(),
             probabilities=self.probabilities.tolist(),
             metrics=self.metrics.to_dict(),
+            embedding=self.embedding.tolist() if self.embedding is not None else None,
         )
         return data
 
@@ -231,6 +244,11 @@ class Run:
             skipped=tuple(SkippedFile(**s) for s in data["skipped"]),
             ignored=tuple(data["ignored"]),
             info=RunInfo.from_dict(data.get("run", {})),
+            embedding=np.asarray(data["embedding"], dtype=np.float32).reshape(-1, 2)
+            if data.get("embedding") is not None
+            else None,
+            embedding_method=data.get("embedding_method"),
+            leakage=tuple(LeakedPair(**p) for p in data["leakage"]) if data.get("leakage") is not None else None,
         )
 
     # ----- queries: the tables the app, reports and notebooks draw (rows = true, columns = predicted)
@@ -446,6 +464,9 @@ def assemble_run(
     skipped: Sequence[SkippedFile] = (),
     ignored: Sequence[str] = (),
     info: RunInfo | None = None,
+    embedding: np.ndarray | None = None,
+    embedding_method: str | None = None,
+    leakage: Sequence[LeakedPair] | None = None,
 ) -> Run:
     """Build a Run from paired predictions: computes metrics and the prediction checks."""
     info = info or RunInfo()
@@ -457,6 +478,10 @@ def assemble_run(
             f"paths ({len(paths)}), y_true ({len(y_true)}), y_pred ({len(y_pred)}) and "
             f"probabilities ({len(probabilities)}) must have one entry per file"
         )
+    if embedding is not None:
+        embedding = _as_array(embedding, np.float32)
+        if embedding.shape != (len(paths), 2):
+            raise ValueError(f"embedding must hold one (x, y) per file: shape {(len(paths), 2)}, got {embedding.shape}")
     metrics = compute_metrics(y_true, y_pred, probabilities, class_names)
     confusion = np.asarray(metrics.confusion_matrix)
     mismatch, suggestion = check_class_order(confusion, class_names, metrics.accuracy)
@@ -479,4 +504,7 @@ def assemble_run(
         skipped=tuple(skipped),
         ignored=tuple(ignored),
         info=info,
+        embedding=embedding,
+        embedding_method=embedding_method if embedding is not None else None,
+        leakage=tuple(leakage) if leakage is not None else None,
     )

@@ -112,6 +112,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN deleted_at TEXT;
     ALTER TABLE runs ADD COLUMN purged_at TEXT;
     """,
+    # v5: the run's 2-D embedding map, (x, y) float32 little-endian per image in run order (NULL:
+    # none asked for). What it maps is in the summary (``embedding_method``), as is ``leakage``.
+    """
+    ALTER TABLE runs ADD COLUMN embedding BLOB;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -622,11 +627,12 @@ class RunStore:
 
     @staticmethod
     def _finish_run(conn: sqlite3.Connection, run_id: int, run: Run, status: str) -> None:
+        embedding = np.ascontiguousarray(run.embedding, dtype="<f4").tobytes() if run.embedding is not None else None
         conn.execute(
             """UPDATE runs SET status = ?, n_images = ?, accuracy = ?, top5_accuracy = ?, summary = ?,
-               created_at = ? WHERE id = ?""",
+               created_at = ?, embedding = ? WHERE id = ?""",
             (status, run.n_images, run.metrics.accuracy, run.metrics.top5_accuracy,
-             _stored_document(run), run.info.created_at or _now(), run_id),
+             _stored_document(run), run.info.created_at or _now(), embedding, run_id),
         )
 
     def save(
@@ -736,7 +742,9 @@ class RunStore:
         now = _now()
         for run_id in run_ids:
             conn.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
-            conn.execute("UPDATE runs SET summary = '{}', logs = NULL, purged_at = ? WHERE id = ?", (now, run_id))
+            conn.execute(
+                "UPDATE runs SET summary = '{}', logs = NULL, embedding = NULL, purged_at = ? WHERE id = ?", (now, run_id)
+            )
         if run_ids:
             log.info("Purged deleted runs %s", ", ".join(map(str, run_ids)))
 
@@ -828,7 +836,7 @@ class RunStore:
         with self._reading() as conn:
             if conn is None or not (columns := self._columns(conn)):
                 raise self._missing(run_id)
-            deleted = ", ".join(c if c in columns else "NULL" for c in ("deleted_at", "purged_at"))
+            deleted = ", ".join(c if c in columns else "NULL" for c in ("deleted_at", "purged_at", "embedding"))
             conn.execute("BEGIN")  # one snapshot: the row and its predictions agree
             try:
                 row = conn.execute(f"SELECT summary, n_classes, {deleted} FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -844,6 +852,8 @@ class RunStore:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
         summary, n_classes = json.loads(row[0]), row[1]
+        if row[4] is not None:
+            summary["embedding"] = np.frombuffer(row[4], dtype="<f4").reshape(-1, 2).astype(np.float32)
         blob = b"".join(p[3] for p in predictions)
         summary.update(
             paths=[p[0] for p in predictions],

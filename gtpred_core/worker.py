@@ -9,8 +9,8 @@ worker is reused for the next request (TensorFlow's import, ~4 s, is paid once p
     result = worker.evaluate(EvaluationRequest("model.keras", "val/", class_order="natural"), progress=print)
     result.run, result.run_id
 
-What crosses the pipe is typed, both ways: ``Evaluate`` / ``Describe`` / ``Stop`` in;
-``Progress``, then ``Result`` / ``Described`` or ``Failure`` out. A ``GtpredError`` raised in
+What crosses the pipe is typed, both ways: ``Evaluate`` / ``Describe`` / ``Explain`` / ``Stop``
+in; ``Progress``, then ``Result`` / ``Described`` / ``Explained`` or ``Failure`` out. A ``GtpredError`` raised in
 the worker arrives in the caller as the same class with the same fields (a ``ClassOrderError``
 keeps ``missing_in_folder``); anything else is logged in the worker with its traceback and
 arrives as an ``UnexpectedWorkerError`` naming the log line's reference.
@@ -87,6 +87,35 @@ class Describe:
 
 
 @dataclass(frozen=True)
+class Explain:
+    """Caller -> worker: saliency maps of one image for these classes (e.g. the predicted and
+    the true one), read as the run read it (size, preprocessing, head)."""
+
+    model: Path
+    image: Path
+    targets: tuple[int, ...]
+    input_size: tuple[int, int]
+    preprocess: str
+    head: str
+
+    @classmethod
+    def for_file(cls, run: Run, rel_path: str) -> "Explain":
+        """The maps a misprediction's detail view shows: file ``rel_path`` of ``run``, for its
+        predicted class, then its true class."""
+        index = run.file_position(rel_path)
+        if index is None:
+            raise GtpredError(f"The run has no file {rel_path}.", "Choose one of the run's files.")
+        return cls(
+            model=Path(run.info.model),
+            image=run.image_path(rel_path),
+            targets=(int(run.y_pred[index]), int(run.y_true[index])),
+            input_size=(int(run.info.input_size[0]), int(run.info.input_size[1])),
+            preprocess=run.info.preprocess,
+            head=str(run.info.head),
+        )
+
+
+@dataclass(frozen=True)
 class Stop:
     """Caller -> worker: end the loop."""
 
@@ -116,6 +145,18 @@ class Described:
 
 
 @dataclass(frozen=True)
+class Explained:
+    """Worker -> caller: one map per asked class, (len(targets), H, W) float32 in [0, 1] at the
+    model's input size, in the order asked; ``method`` (grad-cam or occlusion) and ``layer``."""
+
+    maps: Any
+    targets: tuple[int, ...]
+    method: str
+    layer: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Failure:
     """Worker -> caller: the request failed; ``error`` keeps its class and fields.
 
@@ -127,7 +168,7 @@ class Failure:
     worker_exits: bool = False
 
 
-Reply = Progress | Result | Described | Failure
+Reply = Progress | Result | Described | Explained | Failure
 
 
 def _log_unexpected(err: BaseException, what: str) -> UnexpectedWorkerError:
@@ -236,9 +277,18 @@ def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0)
         # The model loaded from another file with these bytes, named as the caller named it.
         return dataclasses.replace(models[digest], path=Path(path))
 
-    def handle(message: Evaluate | Describe) -> Result | Described:
+    def handle(message: Evaluate | Describe | Explain) -> Result | Described | Explained:
         if isinstance(message, Describe):
             return Described(describe_model(cached_model(message.model)))
+        if isinstance(message, Explain):
+            from .explain import explain_file
+
+            started = time.perf_counter()
+            maps = explain_file(
+                cached_model(message.model), message.image, message.targets,
+                input_size=message.input_size, preprocess=message.preprocess, head=message.head,
+            )
+            return Explained(maps.maps, message.targets, maps.method, maps.layer, time.perf_counter() - started)
         request = message.request
         cancel.clear()
         sink = request.open_sink()  # a guarded writer: a failing store never fails the run
@@ -261,7 +311,12 @@ def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0)
             return
         if isinstance(message, Stop) or message is None:
             return
-        what = f"evaluating {message.request.model_path}" if isinstance(message, Evaluate) else f"describing {message.model}"
+        if isinstance(message, Evaluate):
+            what = f"evaluating {message.request.model_path}"
+        elif isinstance(message, Explain):
+            what = f"explaining {message.image} with {message.model}"
+        else:
+            what = f"describing {message.model}"
         try:
             reply: Reply = handle(message)
         except Exception as err:  # noqa: BLE001 - every failure goes back typed; bugs are logged here
@@ -358,7 +413,13 @@ class InferenceWorker:
         assert isinstance(reply, Described)
         return reply.facts
 
-    def _ask(self, message: Evaluate | Describe, progress: ProgressCallback | None, cancel: threading.Event | None) -> Reply:
+    def explain(self, message: Explain) -> Explained:
+        """Saliency maps of one image in the worker (the model kept warm there): see ``Explain``."""
+        reply = self._ask(message, None, None)
+        assert isinstance(reply, Explained)
+        return reply
+
+    def _ask(self, message: Evaluate | Describe | Explain, progress: ProgressCallback | None, cancel: threading.Event | None) -> Reply:
         with self._lock:
             if not self.alive:
                 self._start()

@@ -141,3 +141,61 @@ def test_explain_run_writes_one_row_and_one_map_per_image_in_order(tmp_path, sav
         table = list(csv.reader(f))
     assert tuple(table[0]) == EXPLANATION_COLUMNS and len(table) == run.n_images + 1
     assert np.load(npy_path).dtype == np.float32
+
+
+# ----- one image on click (the Mispredictions detail view), through a real worker -------------------
+def test_the_worker_explains_one_misprediction_for_its_predicted_and_true_class(softmax_model, digits_dir, tmp_path):
+    from gtpred_core import evaluate_folder, load_model
+    from gtpred_core.errors import FolderError, ModelError
+    from gtpred_core.explain import explain_file
+    from gtpred_core.worker import Explain, Explained, InferenceWorker
+
+    run = evaluate_folder(softmax_model, digits_dir)  # Keras order: plenty of mistakes
+    wrong = int(np.flatnonzero(~run.correct)[0])
+    message = Explain.for_file(run, run.paths[wrong])
+    assert message.targets == (int(run.y_pred[wrong]), int(run.y_true[wrong]))
+    worker = InferenceWorker(memory_limit_mb=6144, time_limit_s=300)
+    try:
+        reply = worker.explain(message)
+        assert isinstance(reply, Explained) and reply.method == GRADCAM and reply.targets == message.targets
+        assert reply.maps.shape == (2, 16, 16) and reply.maps.dtype == np.float32
+        assert 0 <= reply.maps.min() and reply.maps.max() <= 1
+        here = explain_file(load_model(softmax_model), message.image, message.targets,
+                            input_size=message.input_size, preprocess=message.preprocess, head=message.head)
+        np.testing.assert_allclose(reply.maps, here.maps, atol=1e-5)  # the worker's maps are the core's
+        gone = tmp_path / "gone.png"
+        with pytest.raises(FolderError, match="The image gone.png is no longer where the run found it"):
+            worker.explain(Explain(message.model, gone, message.targets, message.input_size, message.preprocess, message.head))
+        with pytest.raises(ModelError, match="Model not found"):
+            worker.explain(Explain(tmp_path / "moved.keras", message.image, message.targets, message.input_size, "none", "softmax"))
+    finally:
+        worker.stop()
+
+
+def test_overlay_blends_the_map_over_the_image_at_the_chosen_opacity():
+    from gtpred_core.explain import heat_colours, overlay
+
+    image = np.full((8, 6), 100, dtype=np.uint8)  # grayscale, a different size from the map
+    heat = np.zeros((4, 3), dtype=np.float32)
+    heat[0, 0] = 1.0
+    assert overlay(image, heat, 0.0).shape == (8, 6, 3)
+    assert (overlay(image, heat, 0.0) == 100).all()  # opacity 0: the image alone
+    alone = overlay(image, heat, 1.0)
+    np.testing.assert_array_equal(alone[-1, -1], heat_colours(np.zeros(1))[0].astype(np.uint8))  # cold corner
+    np.testing.assert_array_equal(alone[0, 0], [220, 0, 0])  # the hot corner is red
+    half = overlay(image, heat, 0.5)
+    np.testing.assert_array_equal(half[0, 0], [160, 50, 50])  # (100 + colour) / 2
+    with pytest.raises(ValueError, match="opacity must be between 0 and 1, got 1.5"):
+        overlay(image, heat, 1.5)
+
+
+def test_a_one_by_one_head_is_not_taken_for_the_spatial_layer():
+    """keras.applications heads keep pooled features as (1, 1, C) maps: Grad-CAM must use the
+    last map with room to place evidence, not those."""
+    import keras
+
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(64, 64, 3), classes=3, include_preprocessing=True)
+    from gtpred_core.explain import find_spatial_layer
+
+    _, name = find_spatial_layer(model, np.zeros((1, 64, 64, 3), np.float32))
+    assert tuple(model.get_layer(name).output.shape[1:3]) != (1, 1)

@@ -241,3 +241,36 @@ def test_a_streamed_run_whose_writer_died_is_marked_failed_with_its_rows_kept(tm
     (row,) = store.list()
     assert row.status == "failed" and store.integrity_ok()
     assert count_rows(db) == 250  # only the chunk in flight is lost
+
+
+def test_a_v4_store_with_runs_migrates_to_v5_and_keeps_old_runs_beside_new_maps(tmp_path):
+    """v5 adds the embedding map: a v4 file's runs load (without a map) before and after the
+    upgrade, and a run with a map and leakage pairs comes back whole."""
+    import dataclasses
+
+    from gtpred_core.leakage import LeakedPair
+
+    db = tmp_path / "runs.db"
+    old = RunStore(db)
+    old_id = old.save(synthetic_run(30), name="from v4")
+    old.close()
+    with sqlite3.connect(db) as conn:  # the file as gtpred wrote it before embedding maps
+        conn.execute("ALTER TABLE runs DROP COLUMN embedding")
+        conn.execute("PRAGMA user_version=4")
+    assert "embedding" not in RunStore._columns(sqlite3.connect(db))
+    store = RunStore(db)
+    assert store.load(old_id).embedding is None  # read before any migration
+    run = synthetic_run(30, seed=1)
+    points = np.random.default_rng(2).normal(size=(30, 2)).astype(np.float32)
+    pairs = (LeakedPair(run.paths[0], "train/a.png", "exact", 1.0),)
+    with_map = dataclasses.replace(run, embedding=points, embedding_method="t-SNE of penultimate features", leakage=pairs)
+    new_id = store.save(with_map)
+    assert store.schema_version == 5
+    old_again = store.load(old_id)
+    assert old_again.n_images == 30 and old_again.embedding is None and old_again.leakage is None
+    loaded = store.load(new_id)
+    assert loaded.embedding.tobytes() == points.tobytes()
+    assert loaded.embedding_method == "t-SNE of penultimate features" and loaded.leakage == pairs
+    store.delete(new_id)
+    store.purge([new_id])
+    assert count_rows(db, "SELECT COUNT(*) FROM runs WHERE embedding IS NOT NULL") == 0

@@ -1,5 +1,5 @@
 """Mispredictions: the most confident mistakes first, filterable; click a row (any cell) to see
-the image large.
+the image large, with where the model looked for the predicted and the true class.
 
 Only the visible page is turned into thumbnails, so a run with 10,000 mistakes stays quick.
 The address names the stored run and the open file (``?run=12&file=Class_3/img_0042.png``):
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gtpred_app.ui import links, panels, state, tables
+from gtpred_app.ui import links, panels, saliency, state, tables
 from gtpred_app.ui.images import with_thumbnails
 
 PAGE_SIZE = 25
@@ -72,5 +72,6 @@ with detail:
         panels.image_detail(run, selected, link, key="mispredictions-image")
         if run_id is not None:
             st.caption("The address bar now links to this image.")
+        saliency.saliency_pair(run, selected, key="mispredictions-saliency")
 
 panels.downloads(run, key="mispredictions")

@@ -127,7 +127,7 @@ def test_a_click_on_any_cell_of_a_row_opens_that_image_and_puts_it_in_the_url(de
     assert f"True class **{run.class_names[run.y_true[index]]}**" in texts(at)
     link = f"/mispredictions?run={demo_run_id}&file={rel}"
     assert any(c.value.startswith("http") and c.value.endswith(link) for c in at.code)
-    assert len(at.get("image")) == 1
+    assert len(at.get("image")) == 3  # the image, and under its maps for the predicted and true class
     (top,) = [chart_data(c) for c in at.get("vega_lite_chart")]
     expected = run.top_k(index, 5)
     assert list(top["class"]) == [name for name, _ in expected]
