@@ -27,6 +27,8 @@ def main() -> None:
             _page("class_mapping", "Class mapping", ":material/swap_vert:"),
             _page("suspect_labels", "Suspect labels", ":material/label_off:"),
             _page("calibration", "Calibration", ":material/speed:"),
+            _page("embedding_map", "Embedding map", ":material/scatter_plot:"),
+            _page("leakage", "Leakage", ":material/content_copy:"),
             _page("history", "History", ":material/history:"),
             _page("compare", "Compare", ":material/compare_arrows:"),
             _page("training", "Training", ":material/monitoring:"),

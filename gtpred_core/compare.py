@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .calibration import calibration
 from .errors import ComparisonError
 from .metrics import CONFIDENCE_LEVEL, Interval, Metrics, compute_metrics, wilson_interval
 from .run import Run
+from .suspects import ORDER_WARNING, suspect_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -210,6 +212,20 @@ class RunComparison:
     mcnemar: McNemar = McNemar(0, 0, 1.0)
     delta_ci: Interval | None = None  # accuracy B − A, Newcombe (see paired_difference_interval)
     per_class_mcnemar: tuple[ClassMcNemar, ...] = ()
+    ece_a: float | None = None  # calibration error of A, then B, on the common files
+    ece_b: float | None = None
+    #: Common files suspect in both runs, in A's order of suspicion; None when either run's class
+    #: order looks wrong (its suspects wait for the right order).
+    suspects_in_common: tuple[str, ...] | None = None
+    n_suspects_a: int = 0  # suspects of A, then B, among the common files
+    n_suspects_b: int = 0
+
+    @property
+    def ece_delta(self) -> float | None:
+        """Calibration error B − A on the common files (negative: B is better calibrated)."""
+        if self.ece_a is None or self.ece_b is None:
+            return None
+        return self.ece_b - self.ece_a
 
     @property
     def accuracy_delta(self) -> float | None:
@@ -405,4 +421,21 @@ def compare_runs(a: Run, b: Run) -> RunComparison:
             int(np.sum(right_a & right_b)), int(only_a.sum()), int(only_b.sum()), int(np.sum(~right_a & ~right_b))
         ),
         per_class_mcnemar=tuple(per_class),
+        ece_a=calibration(prob_a, y_true).ece,
+        ece_b=calibration(prob_b, y_true).ece,
+        **_suspects_in_common(a, b, {a.paths[i] for i in rows_a}),
     )
+
+
+def _suspects_in_common(a: Run, b: Run, common: set[str]) -> dict[str, Any]:
+    """``RunComparison``'s suspect fields: each run's suspects among the common files, and the
+    files suspect in both (the labels two models doubt are the first to review)."""
+    if ORDER_WARNING in a.warning_codes() or ORDER_WARNING in b.warning_codes():
+        return {"suspects_in_common": None}
+    in_a = [s.path for s in suspect_labels(a.paths, a.y_true, a.probabilities, a.class_names) if s.path in common]
+    in_b = {s.path for s in suspect_labels(b.paths, b.y_true, b.probabilities, b.class_names) if s.path in common}
+    return {
+        "suspects_in_common": tuple(p for p in in_a if p in in_b),
+        "n_suspects_a": len(in_a),
+        "n_suspects_b": len(in_b),
+    }

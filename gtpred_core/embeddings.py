@@ -22,9 +22,14 @@ nearest sampled neighbours in feature space: the cost stops growing with the fol
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .run import Run
 
 PENULTIMATE = "penultimate"
 PROBABILITIES = "probabilities"
@@ -208,3 +213,41 @@ def embeddings_csv(paths: Sequence[str], points: np.ndarray) -> str:
     # numbers, not text: a negative coordinate must not get the spreadsheet quote of a "-" string
     rows = ([p, float(f"{x:.6g}"), float(f"{y:.6g}")] for p, (x, y) in zip(paths, points.tolist()))
     return csv_text(EMBEDDING_COLUMNS, rows)
+
+
+# ----- the map as the pages read it ------------------------------------------------------------------
+#: Columns of ``embedding_points``: the run's row, its file, true and predicted class, the
+#: confidence, whether it is right, and its place on the map.
+POINT_COLUMNS = ("index", "file", "true", "predicted", "confidence", "right", "x", "y")
+
+
+def maps_probabilities(method: str | None) -> bool:
+    """Whether ``Run.embedding_method`` says the probability vectors were mapped (a SavedModel),
+    not the penultimate features: neighbours then mean "predicted alike", not "seen alike"."""
+    return method is not None and method.startswith("t-SNE of probabilities")
+
+
+def embedding_points(run: "Run") -> "pd.DataFrame | None":
+    """One row per file of ``run`` with its place on the 2-D map (``POINT_COLUMNS``), in file
+    order; None when the run has no map (it was evaluated without ``--embeddings``)."""
+    import pandas as pd
+
+    if run.embedding is None:
+        return None
+    table = run.files_table(np.arange(run.n_images)).sort_values("index", kind="stable").reset_index(drop=True)
+    table["right"] = run.correct[table["index"].to_numpy()]
+    table["x"] = run.embedding[table["index"].to_numpy(), 0].astype(float)
+    table["y"] = run.embedding[table["index"].to_numpy(), 1].astype(float)
+    return pd.DataFrame(table, columns=list(POINT_COLUMNS))
+
+
+def region_files(run: "Run", x: Sequence[float], y: Sequence[float]) -> "pd.DataFrame":
+    """The files whose map point lies in the rectangle ``x`` × ``y`` (each a pair of bounds, in
+    either order, edges included), as ``Run.files_table`` (most confident first). A run without
+    a map has no file in any region."""
+    if run.embedding is None:
+        return run.files_table([])
+    (x0, x1), (y0, y1) = sorted(map(float, x)), sorted(map(float, y))
+    px, py = run.embedding[:, 0], run.embedding[:, 1]
+    inside = (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1)
+    return run.files_table(np.flatnonzero(inside))

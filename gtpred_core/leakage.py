@@ -15,11 +15,14 @@ import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
 from .inference import MAX_IMAGE_PIXELS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 #: Largest file hashed or decoded (bigger ones are left out of the search).
@@ -135,3 +138,19 @@ def find_leakage(
                 pairs.append(LeakedPair(rel, other, "near", 1 - int(distance) / 64))
     pairs.sort(key=lambda p: (p.kind != "exact", -p.similarity, p.path, p.train_path))
     return pairs
+
+
+#: Columns of ``leakage_table``: the evaluated file (relative to the evaluated folder), the
+#: training file (relative to the training folder), ``exact``/``near``, and the similarity.
+LEAKAGE_COLUMNS = ("file", "train_file", "kind", "similarity")
+
+
+def leakage_table(pairs: Sequence[LeakedPair] | None) -> "pd.DataFrame":
+    """A run's leaked pairs (``Run.leakage``) as ``LEAKAGE_COLUMNS``: exact copies first, then
+    the most similar; empty when none were found or the search was not made."""
+    import pandas as pd
+
+    ordered = sorted(pairs or (), key=lambda p: (p.kind != "exact", -p.similarity, p.path, p.train_path))
+    return pd.DataFrame(
+        [(p.path, p.train_path, p.kind, float(p.similarity)) for p in ordered], columns=list(LEAKAGE_COLUMNS)
+    )

@@ -23,6 +23,11 @@ def _percent(value: float | None) -> str:
     return f"{value:.1%}" if value is not None else "n/a"
 
 
+def _points(ece: float | None) -> str:
+    """A calibration error (0..1) as the Calibration page writes it: "3.2 points"."""
+    return f"{100 * ece:.1f} points" if ece is not None else "n/a"
+
+
 st.title("Compare two runs")
 st.write(
     "Run B against run A, file by file and class by class (classes are matched by name, so runs "
@@ -115,6 +120,30 @@ n_flips.metric(
     help=f"{len(comparison.flips_in('right-to-wrong')):,} right → wrong, "
     f"{len(comparison.flips_in('wrong-to-right')):,} wrong → right",
 )
+
+st.header("Calibration and suspect labels")
+cal_a, cal_b, common = st.columns(3)
+cal_a.metric("Calibration error A (ECE)", _points(comparison.ece_a))
+ece_delta = comparison.ece_delta
+cal_b.metric(
+    "Calibration error B (ECE)",
+    _points(comparison.ece_b),
+    delta=f"{100 * ece_delta:+.1f} points" if ece_delta is not None else None,
+    delta_color="inverse",
+    help="How far confidence is from how often the model is right, on the common files: lower is better.",
+)
+if comparison.suspects_in_common is None:
+    common.metric("Suspect labels in both", "n/a", help="A run's class order looks wrong: its suspect labels wait for the right order.")
+else:
+    common.metric(
+        "Suspect labels in both",
+        f"{len(comparison.suspects_in_common):,}",
+        help=f"Files whose label both models doubt ({comparison.n_suspects_a:,} suspects in A, "
+        f"{comparison.n_suspects_b:,} in B): the first to review.",
+    )
+    if comparison.suspects_in_common:
+        st.caption("Suspect in both runs (review candidates, not proof):")
+        st.dataframe({"file": list(comparison.suspects_in_common)}, hide_index=True, height=min(300, 35 * len(comparison.suspects_in_common) + 38))
 
 st.header("Per class")
 st.dataframe(

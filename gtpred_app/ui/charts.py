@@ -350,3 +350,38 @@ def reliability_diagram(bins: Sequence[object]) -> alt.LayerChart:
         ],
     ).add_params(pick)
     return alt.layer(gap, accuracy, tick, diagonal, counts, columns).properties(height=320)
+
+
+#: The embedding map's selection parameters: a clicked point (``[{"index": i}]``) and a dragged
+#: region (``{"x": [lo, hi], "y": [lo, hi]}``), in ``event["selection"]``.
+POINT, REGION = "point", "region"
+
+
+def embedding_scatter(points: pd.DataFrame, colour_by: str = "right") -> alt.Chart:
+    """The run's 2-D map (``embeddings.embedding_points``): one dot per image, green right / red
+    wrong (``colour_by="right"``) or one colour per true class (``"class"``); hover for the file
+    and its classes. A click selects a point; a drag selects a region (double-click clears)."""
+    data = points.assign(verdict=points["right"].map({True: "right", False: "wrong"}))
+    if colour_by == "class":
+        colour = alt.Color("true:N", title="True class", scale=alt.Scale(scheme="tableau20"))
+    else:
+        colour = alt.Color("verdict:N", title="Prediction", scale=alt.Scale(domain=["right", "wrong"], range=[RIGHT, WRONG]))
+    click = alt.selection_point(name=POINT, fields=["index"], on="click", clear="dblclick", nearest=True)
+    region = alt.selection_interval(name=REGION, encodings=["x", "y"], clear="dblclick")
+    return (
+        alt.Chart(data)
+        .mark_circle(size=36, opacity=0.8, cursor="pointer")
+        .encode(
+            x=alt.X("x:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
+            y=alt.Y("y:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
+            color=colour,
+            tooltip=[
+                alt.Tooltip("file:N", title="File"),
+                alt.Tooltip("true:N", title="True"),
+                alt.Tooltip("predicted:N", title="Predicted"),
+                alt.Tooltip("confidence:Q", title="Confidence", format=".1%"),
+            ],
+        )
+        .add_params(click, region)
+        .properties(height=520)
+    )
