@@ -98,3 +98,11 @@ def test_compare_lists_the_files_suspect_in_both_runs(images):
     assert comparison.suspects_in_common == ("cat/img_1.png",)
     assert (comparison.n_suspects_a, comparison.n_suspects_b) == (2, 2)
     assert set(compare_runs(a, a).suspects_in_common) == set(WRONG_A)
+
+
+def test_suspects_in_common_wait_for_the_right_class_order(images):
+    root, paths = images
+    a = make_run(root, paths, wrong=WRONG_A)
+    misread = a.relabel(("dog", "fox", "cat"))  # every prediction read under the wrong names
+    assert "class-order-mismatch" in misread.warning_codes()
+    assert compare_runs(a, misread).suspects_in_common is None
