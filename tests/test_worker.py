@@ -155,9 +155,9 @@ def test_the_warm_worker_serves_a_copy_under_its_own_name_and_reloads_a_file_rep
 
     copy = tmp_path / "copy of the model.keras"
     shutil.copy(softmax_model, copy)
-    worker.evaluate(softmax_model, digits_dir)
-    run = worker.evaluate(copy, digits_dir)
+    worker.evaluate(EvaluationRequest(softmax_model, digits_dir))
+    run = worker.evaluate(EvaluationRequest(copy, digits_dir)).run
     assert run.info.model == str(copy) and worker.describe(copy).name == "copy of the model.keras"
     shutil.copy(logits_model, copy)  # another model's bytes at the same path
     assert worker.describe(copy).activation != worker.describe(softmax_model).activation
-    assert predictions_csv(worker.evaluate(copy, digits_dir)) == predictions_csv(evaluate_folder(logits_model, digits_dir))
+    assert predictions_csv(worker.evaluate(EvaluationRequest(copy, digits_dir)).run) == predictions_csv(evaluate_folder(logits_model, digits_dir))

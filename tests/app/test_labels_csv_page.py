@@ -10,9 +10,9 @@ import zipfile
 
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 
-from gtpred_app.ui import state
 
-from app_helpers import no_exceptions, open_app
+
+from app_helpers import no_exceptions, open_app, stored_run
 
 
 def _csv(rows: list[tuple[str, str]]) -> bytes:
@@ -50,6 +50,6 @@ def test_an_uploaded_labels_csv_is_reported_then_evaluated_in_its_row_order():
     assert "[x](https:evil.example).png" not in " ".join(m.value for m in at.markdown)  # text only
     at.button(key="run").click().run()
     no_exceptions(at)
-    run = state.run_registry().get(at.session_state["run_id"])
+    run = stored_run(at.session_state["run_id"])  # the run as the store keeps it
     assert list(run.paths) == [name for name, _ in rows[: len(images)]]  # the CSV's order
     assert run.accuracy > 0.8

@@ -17,7 +17,10 @@ import sys
 import pytest
 from live_server import ARTIFACTS, ROOT, chromium_page, free_port, require_browser, running_server, wait_idle
 
-NAVIGATION = ["Evaluate", "Results", "Mispredictions", "Class mapping", "History", "Compare", "Training"]
+NAVIGATION = [
+    "Evaluate", "Results", "Mispredictions", "Class mapping", "Suspect labels", "Calibration",
+    "Embedding map", "Leakage", "History", "Compare", "Training",
+]
 
 
 @pytest.fixture()
