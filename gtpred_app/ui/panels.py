@@ -251,12 +251,7 @@ def confusion_explorer(run: Run, key: str) -> ConfusionCell | None:
     if chosen:
         columns, counts = run.confusion_among(chosen)
         with matrix_frame(columns):
-            event = st.altair_chart(
-                charts.confusion_heatmap(restricted_cells(columns, counts), columns),
-                on_select="rerun",
-                key=key,
-                width="content",
-            )
+            event = st.vega_lite_chart(restricted_heatmap_spec(columns, counts), on_select="rerun", key=key, width="content")
         picked = tuple((p["true"], p["predicted"]) for p in event["selection"].get(charts.CELL) or [])
         seen = st.session_state.setdefault("_seen_selections", {})
         if picked != seen.get(key, ()):
@@ -274,6 +269,13 @@ def confusion_explorer(run: Run, key: str) -> ConfusionCell | None:
     else:
         files = run.cell_files(true, predicted)
     return ConfusionCell(true, predicted, files)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def restricted_heatmap_spec(columns: tuple[str, ...], counts: np.ndarray) -> dict:
+    """The restricted matrix's Vega-Lite spec, kept per (classes, counts): building and validating
+    the Altair chart costs about 90 ms, which every rerun of the page (each click) would pay."""
+    return charts.confusion_heatmap(restricted_cells(columns, counts), columns).to_dict()
 
 
 def restricted_cells(columns: Sequence[str], counts: "np.ndarray") -> pd.DataFrame:
