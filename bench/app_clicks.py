@@ -119,10 +119,12 @@ def results_clicks(run, repeat: int, tmp: Path, through_store: bool) -> None:
         started = time.perf_counter()
         at.query_params["run"] = str(RunStore(os.environ["GTPRED_DB"]).save(run, "scale"))
         print(f"{'store: save the run':<44} {time.perf_counter() - started:9.1f} s")
+        size = sum(p.stat().st_size for p in tmp.glob("runs.sqlite3*"))
+        print(f"{'store: file size':<44} {size / 2**20:9.1f} MB")
     else:
         at.session_state["unsaved_run"] = state.UnsavedRun(run, None)
     at.switch_page("gtpred_app/screens/results.py")
-    report("open Results (first: loads, counts)", timed(lambda i: at.run(), 1))
+    report("open Results (first: loads the run, counts)", timed(lambda i: at.run(), 1))
     assert not at.exception, [e.value for e in at.exception]
     report("rerun Results (warm)", timed(lambda i: at.run(), repeat))
     top = run.top_confusions(panels.TOP_CONFUSIONS)

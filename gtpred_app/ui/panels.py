@@ -251,8 +251,8 @@ def confusion_explorer(run: Run, key: str) -> ConfusionCell | None:
     if chosen:
         columns, counts = run.confusion_among(chosen)
         with matrix_frame(columns):
-            event = st.vega_lite_chart(restricted_heatmap_spec(columns, counts), on_select="rerun", key=key, width="content")
-        picked = tuple((p["true"], p["predicted"]) for p in event["selection"].get(charts.CELL) or [])
+            chart = st.vega_lite_chart(restricted_heatmap_spec(columns, counts), on_select="rerun", key=key, width="content")
+        picked = tuple((p["true"], p["predicted"]) for p in chart["selection"].get(charts.CELL) or [])
         seen = st.session_state.setdefault("_seen_selections", {})
         if picked != seen.get(key, ()):
             seen[key] = picked
