@@ -274,8 +274,10 @@ def confusion_explorer(run: Run, key: str) -> ConfusionCell | None:
 @st.cache_data(max_entries=64, show_spinner=False)
 def restricted_heatmap_spec(columns: tuple[str, ...], counts: np.ndarray) -> dict:
     """The restricted matrix's Vega-Lite spec, kept per (classes, counts): building and validating
-    the Altair chart costs about 90 ms, which every rerun of the page (each click) would pay."""
-    return charts.confusion_heatmap(restricted_cells(columns, counts), columns).to_dict()
+    the Altair chart costs about 90 ms, which every rerun of the page (each click) would pay. Not
+    validated again (half that time): it is ``confusion_heatmap``, which the full matrix of a small
+    run draws through ``st.altair_chart``, validated."""
+    return charts.confusion_heatmap(restricted_cells(columns, counts), columns).to_dict(validate=False)
 
 
 def restricted_cells(columns: Sequence[str], counts: "np.ndarray") -> pd.DataFrame:
