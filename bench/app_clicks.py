@@ -14,6 +14,15 @@ confusions, a matrix over 20 chosen classes, the long-form cells the Results pag
 and the run store's save, file size and load:
 
     python bench/app_clicks.py --classes 1000 --images 100000 --wrong 30000 --core-only
+
+``--results-only`` times the Results page's clicks on such a run with ``AppTest``: opening it, a
+top-confusion row, a class chosen in the picker, a cell of the chosen classes' matrix and a
+misprediction (an image of that cell). Only the mistakes' image files are written (those are the
+ones these clicks show). The run is handed to the session as a run the store could not save
+(``--store`` saves it and opens it by ``?run=`` instead, which adds the store's save and load,
+minutes at this size, and nothing per click: the loaded run is cached per server):
+
+    python bench/app_clicks.py --classes 1000 --images 100000 --wrong 30000 --results-only
 """
 
 from __future__ import annotations
@@ -34,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 from gtpred_core import RunInfo, assemble_run  # noqa: E402
 
 
-def synthetic_run(root: Path, n_images: int, n_wrong: int, n_classes: int = 10, seed: int = 0, write_files: bool = True):
+def synthetic_run(root: Path, n_images: int, n_wrong: int, n_classes: int = 10, seed: int = 0, write_files: bool | str = True):
     """``n_images`` real 32x32 PNGs in class folders (unless ``write_files`` is False: paths
-    only); ``n_wrong`` of them, picked at random, predicted wrong."""
+    only; ``"wrong"``: the mistakes' files only); ``n_wrong`` of them, picked at random, predicted wrong."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -57,7 +66,7 @@ def synthetic_run(root: Path, n_images: int, n_wrong: int, n_classes: int = 10, 
             (root / names[k]).mkdir(parents=True, exist_ok=True)
     for i in range(n_images):
         rel = f"{names[y_true[i]]}/img_{i:06d}.png"
-        if write_files:
+        if write_files is True or (write_files == "wrong" and y_pred[i] != y_true[i]):
             Image.fromarray(rng.integers(0, 255, size=(32, 32), dtype=np.uint8), mode="L").save(root / rel)
         paths.append(rel)
     info = RunInfo(model="synthetic.keras", images=str(root), folder_classes=names, class_counts=tuple(int(c) for c in np.bincount(y_true, minlength=n_classes)))
@@ -96,6 +105,59 @@ def core_queries(run, repeat: int, tmp: Path) -> None:
     report("store: load the run", timed(lambda i: store.load(ids[0]), min(repeat, 3)))
 
 
+def results_clicks(run, repeat: int, tmp: Path, through_store: bool) -> None:
+    """The Results page's clicks on a large run, each the whole server-side rerun (``AppTest``)."""
+    from streamlit.testing.v1 import AppTest
+
+    from gtpred_app.ui import panels, state
+
+    os.environ["GTPRED_DB"] = str(tmp / "runs.sqlite3")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    if through_store:
+        from gtpred_core.store import RunStore
+
+        started = time.perf_counter()
+        at.query_params["run"] = str(RunStore(os.environ["GTPRED_DB"]).save(run, "scale"))
+        print(f"{'store: save the run':<44} {time.perf_counter() - started:9.1f} s")
+        size = sum(p.stat().st_size for p in tmp.glob("runs.sqlite3*"))
+        print(f"{'store: file size':<44} {size / 2**20:9.1f} MB")
+    else:
+        at.session_state["unsaved_run"] = state.UnsavedRun(run, None)
+    at.switch_page("gtpred_app/screens/results.py")
+    report("open Results (first: loads the run, counts)", timed(lambda i: at.run(), 1))
+    assert not at.exception, [e.value for e in at.exception]
+    report("rerun Results (warm)", timed(lambda i: at.run(), repeat))
+    top = run.top_confusions(panels.TOP_CONFUSIONS)
+
+    def click_top(i: int) -> None:
+        at.session_state["confusion-top"] = {"selection": {"rows": [], "columns": [], "cells": [[i % len(top), "true"]]}}
+        at.run()
+
+    report("click a top-confusion row", timed(click_top, repeat))
+    true, predicted, count = top[(repeat - 1) % len(top)]
+    assert any(t.value.startswith(f"True {true}, predicted {predicted}: {count:,} images") for t in at.text), "the row did not open its cell"
+    chosen = list(at.multiselect(key="confusion-classes").value)
+    extra = [c for c in run.class_names if c not in chosen]
+    report("choose one more class in the picker", timed(lambda i: at.multiselect(key="confusion-classes").set_value(chosen + [extra[i]]).run(), repeat))
+
+    def click_cell(i: int) -> None:
+        t, p, _ = top[i % len(top)]
+        at.session_state["confusion"] = {"selection": {"cell": [{"true": t, "predicted": p}]}}
+        at.run()
+
+    report("click a cell of the chosen classes' matrix", timed(click_cell, repeat))
+    assert any(t.value.startswith(f"True {top[(repeat - 1) % len(top)][0]},") for t in at.text), "the cell did not open"
+    t, p, _ = top[(repeat - 1) % len(top)]
+
+    def click_image(i: int) -> None:
+        at.session_state[f"cell_files-{t}-{p}-1"] = {"selection": {"rows": [], "columns": [], "cells": [[0, "file" if i % 2 else "confidence"]]}}
+        at.run()
+
+    report("click a misprediction (an image of the cell)", timed(click_image, repeat))
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("image")) >= 1, "the image did not open"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=12_000)
@@ -108,7 +170,20 @@ def main() -> None:
         action="store_true",
         help="keep Streamlit's default garbage collection after every rerun (.streamlit/config.toml turns it off)",
     )
+    parser.add_argument("--results-only", action="store_true", help="time the Results page's clicks on a large run (AppTest)")
+    parser.add_argument("--store", action="store_true", help="with --results-only: save the run and open it by ?run= (slow at scale)")
     args = parser.parse_args()
+    if args.results_only:
+        from streamlit import config
+
+        config.set_option("runner.postScriptGC", args.post_script_gc)
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            run = synthetic_run(Path(tmp) / "images", args.images, args.wrong, args.classes, write_files="wrong")
+            print(f"synthetic run: {run.n_images:,} images, {args.classes:,} classes, "
+                  f"{int((~run.correct).sum()):,} mistakes, built in {time.perf_counter() - started:.1f} s")  # fmt: skip
+            results_clicks(run, args.repeat, Path(tmp), args.store)
+        return
     if args.core_only:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()

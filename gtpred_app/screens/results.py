@@ -86,17 +86,23 @@ st.download_button(
 )
 
 st.header("Confusion matrix")
-st.caption("Rows are the true class, columns the predicted class; colour is the share of the row. Click a cell to see its images (double-click clears), then click an image to open it.")
+if len(run.class_names) > panels.MANY_CLASSES:
+    st.caption(
+        f"{len(run.class_names):,} classes: too many for one matrix. Click a top confusion, or choose classes "
+        "for the matrix (rows are the true class, columns the predicted class; colour is the share of the row) "
+        "and click a cell, to see its images; then click an image to open it."
+    )
+else:
+    st.caption("Rows are the true class, columns the predicted class; colour is the share of the row. Click a cell to see its images (double-click clears), then click an image to open it.")
 matrix_col, cell_col = st.columns([3, 2])
 with matrix_col:
-    cell = panels.clicked_confusion_cell(run, key="confusion")
+    cell = panels.confusion_view(run, key="confusion")
 with cell_col:
     opened = st.container()  # the opened image goes above the list, where the eye is
     if cell is None:
         st.info("Click a cell of the matrix to see the images in it.")
     else:
-        true_name, pred_name = cell
-        files = run.cell_files(true_name, pred_name)
+        true_name, pred_name, files = cell.true, cell.predicted, cell.files
         class_total = int(run.metrics.per_class[run.class_names.index(true_name)].support)
         share = f" ({len(files) / class_total:.0%} of the {class_total:,} images of {true_name})" if class_total else ""
         st.text(f"True {true_name}, predicted {pred_name}: {len(files):,} images{share}")
