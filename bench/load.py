@@ -74,7 +74,9 @@ class LoadResult:
     sessions: list[SessionResult]
     observer_run_id: str | None
     workers: int
+    observer_where: str = "a browser on the crowd's core"
     cell_clicks_ms: list[float] = field(default_factory=list)
+    crowd_clicks_ms: list[float] = field(default_factory=list)  # the N sessions' own clicks
     misprediction_clicks_ms: list[float] = field(default_factory=list)
     reloads_s: list[float] = field(default_factory=list)
     warm_worker_rss_mb: list[float] = field(default_factory=list)
@@ -95,8 +97,10 @@ class LoadResult:
         if times:
             lines.append(f"time to results: first {times[0]:.1f} s, median {statistics.median(times):.1f} s, last {times[-1]:.1f} s")
         clicks = self.cell_clicks_ms + self.misprediction_clicks_ms
+        lines.append(f"observer's clicks ({self.observer_where}):")
         for name, values in (("all clicks", clicks), ("  matrix cell", self.cell_clicks_ms), ("  misprediction", self.misprediction_clicks_ms)):
             lines.append(f"{name:<17}{_percentiles(values, 'ms')}")
+        lines.append(f"{'crowd clicks':<17}{_percentiles(self.crowd_clicks_ms, 'ms')}  (the N sessions, their browsers sharing one core)")
         lines.append(f"{'reload Results':<17}{_percentiles([s * 1000 for s in self.reloads_s], 'ms')}")
         rss = ", ".join(f"{mb:.0f}" for mb in self.warm_worker_rss_mb) or "n/a"
         lines.append(f"memory: warm worker(s) {rss} MB RSS each; server {self.server_rss_mb:.0f} MB; "
@@ -257,16 +261,25 @@ async def _reload(page) -> float:
     return _log("reload Results", (time.perf_counter() - started) * 1000) / 1000
 
 
-async def measure(url: str, n_sessions: int, server_pid: int, workers: int) -> LoadResult:
+async def measure(url: str, n_sessions: int, server_pid: int, workers: int, observer_cpu: int | None = None) -> LoadResult:
     from playwright.async_api import ViewportSize, async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         viewport: ViewportSize = {"width": 1500, "height": 1900}
+        observer_browser, where = browser, "a browser on the crowd's core"
+        if observer_cpu is not None:
+            # A person's browser runs on their own machine: the observer's gets a core the crowd's
+            # eight renderers do not saturate, so its clicks time the server, not the crowd.
+            crowd = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {observer_cpu})
+            observer_browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            os.sched_setaffinity(0, crowd)
+            where = f"its own browser on CPU {observer_cpu}"
 
         # The observer: one run alone first (the workers are warm after it), then its results open
         # in two windows that it clicks in while everybody else's runs go.
-        observer = await browser.new_context(viewport=viewport)
+        observer = await observer_browser.new_context(viewport=viewport)
         first = await _open_evaluate(observer, url)
         mine = SessionResult()
         await _run_demo(first, mine)
@@ -276,7 +289,7 @@ async def measure(url: str, n_sessions: int, server_pid: int, workers: int) -> L
         warm_rss = [rss_mb(pid) for pid in worker_pids(server_pid)]
         # Its own context (window): a second tab of one window is hidden, and Chromium hardly
         # draws hidden tabs (a click on one took 11 s on an idle machine).
-        results_tab, mispredictions_tab = first, await (await browser.new_context(viewport=viewport)).new_page()
+        results_tab, mispredictions_tab = first, await (await observer_browser.new_context(viewport=viewport)).new_page()
         mispredictions_tab.set_default_timeout(120_000)
         await mispredictions_tab.goto(f"{url}/mispredictions?run={mine.run_id}")
         await mispredictions_tab.get_by_role("heading", name="Mispredictions").wait_for()
@@ -292,7 +305,7 @@ async def measure(url: str, n_sessions: int, server_pid: int, workers: int) -> L
         contexts = [await browser.new_context(viewport=viewport) for _ in range(n_sessions)]
         pages = await asyncio.gather(*(_open_evaluate(context, url) for context in contexts))
         result = LoadResult(sessions=[SessionResult() for _ in pages], observer_run_id=mine.run_id, workers=workers,
-                            warm_worker_rss_mb=warm_rss)
+                            warm_worker_rss_mb=warm_rss, observer_where=where)
         result.server_rss_mb = rss_mb(server_pid)
         runs_going = True
 
@@ -306,7 +319,7 @@ async def measure(url: str, n_sessions: int, server_pid: int, workers: int) -> L
             await _run_demo(page, outcome)
             n = 0
             while runs_going and outcome.error is None:  # a person with results looks around
-                result.cell_clicks_ms.append(await _click_cell(page, n))  # clicked while runs went
+                result.crowd_clicks_ms.append(await _click_cell(page, n))  # clicked while runs went
                 n += 1
 
         async def observe() -> None:
@@ -339,10 +352,15 @@ async def measure(url: str, n_sessions: int, server_pid: int, workers: int) -> L
             if isinstance(outcome, Exception):  # a click that timed out: say so, keep the figures
                 result.problems.append(f"{type(outcome).__name__}: {str(outcome).splitlines()[0] if str(outcome) else ''}")
         await browser.close()
+        if observer_browser is not browser:
+            await observer_browser.close()
         return result
 
 
-def run(n_sessions: int, workers: int | None = None, server_cpu: int | None = None, browser_cpu: int | None = None) -> LoadResult:
+def run(
+    n_sessions: int, workers: int | None = None, server_cpu: int | None = None, browser_cpu: int | None = None,
+    observer_cpu: int | None = None,
+) -> LoadResult:
     """Start a server, measure, stop it. Pins this process to ``browser_cpu`` (run it as a script)."""
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu = cpus[0] if server_cpu is None else server_cpu
@@ -360,7 +378,7 @@ def run(n_sessions: int, workers: int | None = None, server_cpu: int | None = No
         server = start_server(port, server_cpu, env, log)
         try:
             os.sched_setaffinity(0, {browser_cpu})  # the browser and its renderers start from here
-            result = asyncio.run(measure(f"http://127.0.0.1:{port}", n_sessions, server.pid, workers or 1))
+            result = asyncio.run(measure(f"http://127.0.0.1:{port}", n_sessions, server.pid, workers or 1, observer_cpu))
             result.workers = len(worker_pids(server.pid))
             return result
         finally:
@@ -380,12 +398,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="GTPRED_WORKERS for the server (default: its usable CPUs)")
     parser.add_argument("--server-cpu", type=int, default=None)
     parser.add_argument("--browser-cpu", type=int, default=None)
+    parser.add_argument("--observer-cpu", type=int, default=None, help="the measuring browser's own CPU (e.g. the server's: "
+                        "a person's browser runs on their own machine, not among the crowd's renderers)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--verbose", action="store_true", help="print each click as it is measured")
     args = parser.parse_args()
     global VERBOSE
     VERBOSE = args.verbose
-    result = run(args.sessions, args.workers, args.server_cpu, args.browser_cpu)
+    result = run(args.sessions, args.workers, args.server_cpu, args.browser_cpu, args.observer_cpu)
     print(result.report())
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(result), indent=1))

@@ -172,9 +172,10 @@ def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
 
 # ----- the confusion view of a run with many classes (issue 17: 1,000 classes) -------------------
 #: Above this many classes the Results page shows the top confusions, a class picker and the
-#: matrix of the chosen classes instead of the full matrix (40 classes is a 1,600-cell matrix
-#: already scrolling in its frame; 1,000 classes would be a million cells to send and draw).
-MANY_CLASSES = 40
+#: matrix of the chosen classes instead of the full matrix. Up to 100 classes the whole matrix is
+#: drawn and scrolls in its frame, readable cell by cell (tests/browser/test_many_classes.py);
+#: 1,000 classes would be a million cells to send and draw.
+MANY_CLASSES = 100
 #: Rows of the top confusions list.
 TOP_CONFUSIONS = 20
 #: The picker starts with at most this many classes: those of the top confusions.
