@@ -155,8 +155,12 @@ class PoolJob(Generic[T]):
 
 @dataclass
 class _Describe:
+    """A quick question for a worker, answered without waiting behind runs: a model's facts, or
+    (``explain`` set) the saliency maps of one image for the page that shows it."""
+
     path: str
     answer: Future = field(default_factory=Future)
+    explain: Any = None  # a worker.Explain message
 
 
 @dataclass
@@ -320,6 +324,18 @@ class InferencePool:
         self._remember(key, facts)
         return facts
 
+    def explain(self, message: Any) -> Any:
+        """Saliency maps of one image (``worker.Explain`` in, ``worker.Explained`` out), computed
+        like a describe: by an idle worker, or the describe lane, never behind someone's run."""
+        self.start()
+        request = _Describe(str(message.model), explain=message)
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("The inference pool has been stopped.")
+            self._describes.append(request)
+            self._cond.notify_all()
+        return request.answer.result()
+
     # ----- the lanes -----------------------------------------------------------------------------
     def _serve_lane(self, lane: _Lane) -> None:
         if not lane.describes_only:
@@ -385,7 +401,10 @@ class InferencePool:
 
     def _answer(self, lane: _Lane, request: _Describe) -> None:
         try:
-            request.answer.set_result(lane.worker.describe(request.path))
+            if request.explain is not None:
+                request.answer.set_result(lane.worker.explain(request.explain))
+            else:
+                request.answer.set_result(lane.worker.describe(request.path))
         except BaseException as err:  # noqa: BLE001 - raised in the caller's thread
             request.answer.set_exception(err)
 

@@ -24,7 +24,8 @@ KEPT_EXPLANATIONS = 32
 
 
 def explain_in_worker(message: Explain) -> Explained:
-    """The one call into the worker for saliency (move it onto the pool here)."""
+    """The one call into the workers for saliency: the shared pool answers it like a describe,
+    never behind somebody's run."""
     return state.session_worker().explain(message)
 
 
