@@ -367,18 +367,24 @@ def test_a_version_3_store_is_read_as_it_is_and_migrated_by_the_first_write(tmp_
     import gtpred_core.store as store_module
 
     db = tmp_path / "runs.sqlite3"
-    with monkeypatch.context() as patch:  # the store as gtpred wrote it before soft delete
-        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:3])
-        patch.setattr(store_module, "SCHEMA_VERSION", 3)
-        old = store_module.RunStore(db)
-        first, second = old.save(synthetic_run(10), name="a"), old.save(synthetic_run(10), name="b")
-        old.close()
+    current = store_module.RunStore(db)
+    first, second = current.save(synthetic_run(10), name="a"), current.save(synthetic_run(10), name="b")
+    current.close()
+    # the store as gtpred wrote it before soft delete (v4) and embedding maps (v5): their columns
+    # and index go, and the file says version 3
+    with sqlite3.connect(db) as conn:
+        for index in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%deleted_at%'").fetchall():
+            conn.execute(f"DROP INDEX {index[0]}")
+        for column in ("embedding", "purged_at", "deleted_at"):
+            conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
     before = sha256(db)
     store = RunStore(db)
     assert [r.id for r in store.list()] == [second, first] and store.get(first).name == "a"
     assert sha256(db) == before and store.schema_version == 3
-    store.delete(first)  # a write: migrates to v4, then soft-deletes
-    assert store.schema_version == 4 and [r.id for r in store.list()] == [second]
+    store.delete(first)  # a write: migrates to the current version, then soft-deletes
+    assert store.schema_version == store_module.SCHEMA_VERSION and [r.id for r in store.list()] == [second]
     with pytest.raises(RunDeletedError):
         store.load(first)
 
