@@ -244,9 +244,21 @@ def test_cancel_stops_a_run_and_shows_the_part_done(server, page):
 
 
 def _pick(page, label: str, option: str) -> None:
-    """Choose ``option`` in the Streamlit selectbox labelled ``label``."""
-    page.get_by_role("combobox", name=label).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Choose ``option`` in the Streamlit selectbox labelled ``label``, as a person does: open the
+    list once the page has settled, click the option; if a rerun redrew the list under the pointer
+    (seen on a loaded machine while a model's facts were being read), close it and try again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(4):
+        _idle(page)
+        page.get_by_role("combobox", name=label).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
+            page.keyboard.press("Escape")
     _idle(page)
 
 
