@@ -146,7 +146,7 @@ def test_a_link_with_a_file_opens_that_misprediction(demo_run_id):
     rel = stored_run(demo_run_id).mispredictions()["file"].iloc[-1]  # the least confident: not on page 1
     at = open_app("gtpred_app/screens/mispredictions.py", run=demo_run_id, file=rel)
     no_exceptions(at)
-    assert rel in [t.value for t in at.text] and len(at.get("image")) == 1
+    assert rel in [t.value for t in at.text] and len(at.get("image")) == 3  # the image, then where the model looked for each class
 
 
 def test_a_link_opens_a_run_stored_by_another_process_as_on_a_restarted_server(tmp_path, monkeypatch):
@@ -161,7 +161,7 @@ def test_a_link_opens_a_run_stored_by_another_process_as_on_a_restarted_server(t
     no_exceptions(at)
     assert at.title[0].value == "Mispredictions"
     assert f"{int((~keras_run.correct).sum()):,} of 797 images are predicted wrong" in texts(at)
-    assert rel in [t.value for t in at.text] and len(at.get("image")) == 1
+    assert rel in [t.value for t in at.text] and len(at.get("image")) == 3  # the image and its two saliency maps
     index = keras_run.paths.index(rel)
     assert f"predicted **{keras_run.class_names[keras_run.y_pred[index]]}**" in texts(at)
     for page in ("gtpred_app/screens/results.py", "gtpred_app/screens/class_mapping.py"):
@@ -193,7 +193,7 @@ def test_filters_and_gallery(demo_run_id):
     at.button(key=f"open-{stored_run(demo_run_id).file_position(table['file'][1])}").click().run()
     no_exceptions(at)
     assert at.query_params["file"] == table["file"][1]
-    assert len(at.get("image")) == len(table) + 1  # the gallery and the opened image
+    assert len(at.get("image")) == len(table) + 3  # the gallery, the opened image and its two maps
 
 
 def test_class_mapping_highlights_the_classes_whose_index_differs(demo_run_id):
