@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import re
 import struct
 import threading
 import time
@@ -319,6 +320,13 @@ def max_image_bytes() -> int | None:
     return mb * 2**20 if mb > 0 else None
 
 
+def _decoder_words(message: str) -> str:
+    """TensorFlow's decoder message without its graph plumbing (``{{function_node ...}}``,
+    ``[Op:DecodeImage] name:``): what a person reads is the decoder's own sentence."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message.strip().splitlines()[0] if message.strip() else "")
+    return re.sub(r"\s*\[Op:\w+\].*$", "", text).strip() or "the decoder refused it"
+
+
 def describe_failure(path: str, channels: int) -> str:
     """Why one file could not be evaluated, in words a user can act on."""
     import tensorflow as tf
@@ -332,8 +340,7 @@ def describe_failure(path: str, channels: int) -> str:
     try:
         decode_image(tf.io.read_file(path), (1, 1), channels)
     except tf.errors.OpError as err:
-        message = (err.message or str(err)).strip().splitlines()[0]
-        return f"cannot be decoded as an image: {message}"
+        return f"cannot be decoded as an image: {_decoder_words(err.message or str(err))}"
     except Exception as err:  # noqa: BLE001 - any decoder failure is a reason, not a crash
         return f"cannot be decoded as an image: {err}"
     return "cannot be decoded as an image (the decoder failed inside the pipeline)"

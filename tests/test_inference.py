@@ -252,3 +252,13 @@ def test_the_cli_runs_under_its_memory_cap(tmp_path, env, expected_mb):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120)
     expected = resource.RLIM_INFINITY if expected_mb is None else expected_mb * 2**20
     assert f"exit 0 limit {expected}" in result.stdout, result.stderr
+
+
+def test_a_file_that_is_not_an_image_gets_the_decoders_sentence_without_tensorflow_plumbing(tmp_path):
+    from gtpred_core.inference import describe_failure
+
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image at all\n")
+    reason = describe_failure(str(fake), 3)
+    assert reason.startswith("cannot be decoded as an image: ") and "Unknown image file format" in reason
+    assert "function_node" not in reason and "[Op:" not in reason and "device:CPU" not in reason
