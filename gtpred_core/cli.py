@@ -171,10 +171,6 @@ def stored_run_id(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a run id (a whole number, see 'runs list'), got {text!r}") from None
 
 
-# the former names, for branches written before the rename
-_image_size, _positive_int = image_size, positive_whole_number
-
-
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--class-order",
