@@ -41,6 +41,21 @@ def require_browser() -> None:
         require(False, "the playwright Python client is not installed")
 
 
+def health_answers(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    """Poll ``url``/_stcore/health until it answers ``ok`` (True), or the server exits or
+    ``timeout`` seconds pass (False): the one way tests and benchmarks wait for a server."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,17 +74,9 @@ def running_server(
         process = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                        if answer.read() == b"ok":
-                            break
-                except OSError:
-                    pass
+            if not health_answers(url, process, timeout):
                 assert process.poll() is None, f"the server exited: see {log_path}\n{log_path.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, f"no answer on /_stcore/health within {timeout:.0f} s: see {log_path}"
-                time.sleep(0.3)
+                raise AssertionError(f"no answer on /_stcore/health within {timeout:.0f} s: see {log_path}")
             yield process, url
         finally:
             process.terminate()

@@ -15,11 +15,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from live_server import health_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -84,18 +84,10 @@ def _start_server(port: int, log_name: str, **env: str) -> subprocess.Popen:
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
     )
     log.close()  # the child keeps its own handle
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
-                if answer.read() == b"ok":
-                    return process
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
-            pytest.fail(f"streamlit did not answer /_stcore/health within 60 s; see tests/artifacts/{log_name}")
-        time.sleep(0.3)
+    if not health_answers(f"http://127.0.0.1:{port}", process, 60):
+        _stop(process)
+        pytest.fail(f"streamlit did not answer /_stcore/health within 60 s; see tests/artifacts/{log_name}")
+    return process
 
 
 def _stop(process: subprocess.Popen) -> None:

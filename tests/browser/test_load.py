@@ -9,11 +9,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from live_server import health_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -93,17 +92,9 @@ def one_worker_server(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                    if answer.read() == b"ok":
-                        break
-            except OSError:
-                pass
+        if not health_answers(url, process, 60):
             assert process.poll() is None, "streamlit exited; see tests/artifacts/streamlit-one-worker.log"
-            assert time.monotonic() < deadline, "streamlit did not answer /_stcore/health within 60 s"
-            time.sleep(0.3)
+            raise AssertionError("streamlit did not answer /_stcore/health within 60 s")
         yield url
     finally:
         process.terminate()
