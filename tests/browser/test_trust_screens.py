@@ -57,7 +57,7 @@ def test_a_reliability_bin_click_lists_its_confident_mistakes_and_a_click_opens_
         page.get_by_text("Top-5 probabilities").wait_for()
         page.wait_for_url(re.compile(r"[?&]file="))
         wait_idle(page)
-        assert page.locator('[data-testid="stImage"]').count() >= 1
+        page.locator('[data-testid="stImage"]').first.wait_for()  # the image opens (it may draw after the rerun ends)
         assert any(text.endswith("wrong)") for text in page.locator('[data-testid="stMarkdown"]').all_inner_texts())
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "trust-calibration.png"))
@@ -75,5 +75,5 @@ def test_a_suspects_file_name_click_opens_its_image(server):
         page.get_by_text("Top-5 probabilities").wait_for()
         page.wait_for_url(re.compile(r"[?&]file="))
         wait_idle(page)
-        assert page.locator('[data-testid="stImage"]').count() >= 1
+        page.locator('[data-testid="stImage"]').first.wait_for()  # the image opens (it may draw after the rerun ends)
         page.screenshot(path=str(ARTIFACTS / "trust-suspects.png"))
