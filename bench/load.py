@@ -16,7 +16,14 @@ and isolation only). What it does:
    times, and memory: each warm worker's RSS after the observer's run, and the peak RSS of the
    server with its workers during the load.
 
-    python bench/load.py --sessions 8 [--workers W] [--server-cpu 0] [--browser-cpu 1] [--json out.json] [--verbose]
+    python bench/load.py --sessions 8 [--workers W] [--server-cpu 0] [--browser-cpu 1]
+        [--observer-cpu 0 [--observer-nice 10]] [--json out.json] [--verbose]
+
+Each observer action is timed three ways, from the moment it is made: *answered* (the server's
+last message of the rerun arrived), *shown* (what was asked for is on the screen) and *idle* (the
+page is done updating). On this machine the observer's browser shares a core with the server or
+with the crowd, so *shown* and *idle* include its own drawing under that load; *answered* is the
+server's part, the one a visitor's browser on their own machine would wait for.
 
 Also printed: the CPU seconds the web server, the workers and the browsers used during the load,
 which tells whose core was the bottleneck (on a busy shared machine, it is often the browsers').
@@ -62,6 +69,20 @@ VERBOSE = False  # --verbose: print each click as it is measured
 
 
 @dataclass
+class Timing:
+    """One action, in milliseconds from the moment it was made (the mouse button went down, the
+    reload was asked for): ``answered``, the server's last message of the rerun it caused arrived;
+    ``shown``, what the person asked for is on the screen; ``idle``, the page is done updating.
+    ``server``: from the browser's message that asked (a click's widget value, a reload's new
+    session) to the server's last message: the server's part alone."""
+
+    answered: float
+    shown: float
+    idle: float
+    server: float
+
+
+@dataclass
 class SessionResult:
     """One person's demo: seconds from the click to the results, what they saw, their run's id."""
 
@@ -77,10 +98,10 @@ class LoadResult:
     observer_run_id: str | None
     workers: int
     observer_where: str = "a browser on the crowd's core"
-    cell_clicks_ms: list[float] = field(default_factory=list)
-    crowd_clicks_ms: list[float] = field(default_factory=list)  # the N sessions' own clicks
-    misprediction_clicks_ms: list[float] = field(default_factory=list)
-    reloads_s: list[float] = field(default_factory=list)
+    cell_clicks: list[Timing] = field(default_factory=list)
+    crowd_clicks: list[Timing] = field(default_factory=list)  # the N sessions' own clicks
+    misprediction_clicks: list[Timing] = field(default_factory=list)
+    reloads: list[Timing] = field(default_factory=list)
     warm_worker_rss_mb: list[float] = field(default_factory=list)
     server_rss_mb: float = 0.0
     peak_total_rss_mb: float = 0.0
@@ -98,12 +119,19 @@ class LoadResult:
             lines.append(f"  session {n}: {seen}")
         if times:
             lines.append(f"time to results: first {times[0]:.1f} s, median {statistics.median(times):.1f} s, last {times[-1]:.1f} s")
-        clicks = self.cell_clicks_ms + self.misprediction_clicks_ms
-        lines.append(f"observer's clicks ({self.observer_where}):")
-        for name, values in (("all clicks", clicks), ("  matrix cell", self.cell_clicks_ms), ("  misprediction", self.misprediction_clicks_ms)):
-            lines.append(f"{name:<17}{_percentiles(values, 'ms')}")
-        lines.append(f"{'crowd clicks':<17}{_percentiles(self.crowd_clicks_ms, 'ms')}  (the N sessions, their browsers sharing one core)")
-        lines.append(f"{'reload Results':<17}{_percentiles([s * 1000 for s in self.reloads_s], 'ms')}")
+        clicks = self.cell_clicks + self.misprediction_clicks
+        lines.append(f"observer's actions ({self.observer_where}), each started while the runs went;")
+        lines.append("  server = from the browser's request to the server's last message; answered = from the click to that")
+        lines.append("  message; shown = on the screen; idle = the page done:")
+        for name, values in (
+            ("all clicks", clicks), ("  matrix cell", self.cell_clicks), ("  misprediction", self.misprediction_clicks),
+            ("reload Results", self.reloads),
+        ):
+            for what in ("server", "answered", "shown", "idle"):
+                label = name if what == "server" else ""
+                lines.append(f"{label:<17}{what:<9}{_percentiles([getattr(t, what) for t in values], 'ms')}")
+        lines.append(f"{'crowd clicks':<17}{'shown':<9}{_percentiles([t.shown for t in self.crowd_clicks], 'ms')}"
+                     "  (the N sessions, their browsers sharing one core)")
         rss = ", ".join(f"{mb:.0f}" for mb in self.warm_worker_rss_mb) or "n/a"
         lines.append(f"memory: warm worker(s) {rss} MB RSS each; server {self.server_rss_mb:.0f} MB; "
                      f"server + workers peak {self.peak_total_rss_mb:.0f} MB")
@@ -114,12 +142,11 @@ class LoadResult:
 
 
 def _percentiles(values: list[float], unit: str) -> str:
-    if not values:
+    ordered = sorted(v for v in values if v == v)  # NaN: the answer was not seen
+    if not ordered:
         return "no samples"
-    ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return (f"p50 {statistics.median(ordered):6.0f} {unit}   p95 {p95:6.0f} {unit}   max {ordered[-1]:6.0f} {unit}"
-            f"   (n={len(ordered)}, started while the runs went)")
+    return f"p50 {statistics.median(ordered):6.0f} {unit}   p95 {p95:6.0f} {unit}   max {ordered[-1]:6.0f} {unit}   (n={len(ordered)})"
 
 
 # ----- the server and its memory --------------------------------------------------------------------
@@ -195,6 +222,7 @@ async def _idle(page) -> None:
 
 async def _open_evaluate(context, url: str):
     page = await context.new_page()
+    _listen(page)
     page.set_default_timeout(RESULTS_TIMEOUT_S * 1000)
     await page.goto(url)
     await page.get_by_role("button", name="Run the demo").wait_for()
@@ -214,48 +242,90 @@ async def _run_demo(page, result: SessionResult) -> None:
         result.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
-async def _click_cell(page, n: int) -> float:
-    """Click the n-th demo cell (alternating, so each click changes the caption); milliseconds."""
-    selector, caption = CELLS[n % len(CELLS)]
-    started = time.perf_counter()
-    await page.locator(f'[data-testid="stVegaLiteChart"] {selector}').click()
-    await page.get_by_text(caption).wait_for()
+def _listen(page) -> None:
+    """Keep the arrival time of the page's last websocket message (``page.last_message``): the
+    end of the server's answer to an action (Streamlit sends a rerun's elements, then its end);
+    and the time the browser first sent one after the action began (``page.first_sent``)."""
+    page.last_message = page.first_sent = page.action_started = 0.0
+
+    def on_received(_frame) -> None:
+        page.last_message = time.perf_counter()
+
+    def on_sent(_frame) -> None:
+        if page.first_sent < page.action_started:
+            page.first_sent = time.perf_counter()
+
+    page.on("websocket", lambda ws: (ws.on("framereceived", on_received), ws.on("framesent", on_sent)))
+
+
+def _begin(page) -> float:
+    page.action_started = time.perf_counter()
+    return page.action_started
+
+
+async def _timed(page, what: str, started: float, shown) -> Timing:
+    """Wait for ``shown`` (the answer on the screen), then for the page to be idle."""
+    await shown
+    shown_ms = (time.perf_counter() - started) * 1000
     await _idle(page)
-    return _log("matrix cell", (time.perf_counter() - started) * 1000)
-
-
-def _log(what: str, ms: float) -> float:
+    idle_ms = (time.perf_counter() - started) * 1000
+    answered_ms = (page.last_message - started) * 1000 if page.last_message > started else float("nan")
+    server_ms = (page.last_message - page.first_sent) * 1000 if page.last_message > page.first_sent > started else float("nan")
     if VERBOSE:
-        print(f"{time.strftime('%H:%M:%S')} {what}: {ms:.0f} ms", flush=True)
-    return ms
+        print(f"{time.strftime('%H:%M:%S')} {what}: server {server_ms:.0f} ms, answered {answered_ms:.0f} ms, "
+              f"shown {shown_ms:.0f} ms, idle {idle_ms:.0f} ms", flush=True)
+    return Timing(answered_ms, shown_ms, idle_ms, server_ms)
 
 
-async def _click_misprediction(page, n: int) -> float:
-    """Click a row of the Mispredictions table (rows 0 and 1 in turn); milliseconds until its
-    file is in the URL and its detail is drawn."""
+async def _click_cell(page, n: int) -> Timing:
+    """Click the n-th demo cell (alternating, so each click changes the caption). The clock starts
+    when the mouse button goes down, once the cell can take a click (Playwright's actionability
+    wait -- the chart settling after a reload -- is not the server's time nor the person's)."""
+    selector, caption = CELLS[n % len(CELLS)]
+    cell = page.locator(f'[data-testid="stVegaLiteChart"] {selector}')
+    await cell.click(trial=True)
+    box = await cell.bounding_box()
+    started = _begin(page)
+    await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    return await _timed(page, "matrix cell", started, page.get_by_text(caption).wait_for())
+
+
+async def _click_misprediction(page, n: int) -> Timing:
+    """Click a row of the Mispredictions table (rows 0 and 1 in turn); shown when its file is in
+    the URL and its detail is drawn."""
     table = page.locator('[data-testid="stDataFrame"]').first
     box = await table.bounding_box()
     before = parse_qs(urlparse(page.url).query).get("file", [None])[0]
     row = n % 2
-    started = time.perf_counter()
+
+    async def detail_drawn() -> None:
+        await page.wait_for_function("before => new URLSearchParams(location.search).get('file') !== before", arg=before)
+        selected = parse_qs(urlparse(page.url).query)["file"][0]
+        detail = page.locator('[data-testid="stColumn"]').filter(has_text="Top-5 probabilities")
+        await detail.get_by_text(selected, exact=True).wait_for()
+
+    started = _begin(page)
     await page.mouse.click(box["x"] + 18, box["y"] + TABLE_HEADER_HEIGHT + MISPREDICTION_ROW_HEIGHT * row + MISPREDICTION_ROW_HEIGHT / 2)
-    await page.wait_for_function("before => new URLSearchParams(location.search).get('file') !== before", arg=before)
-    selected = parse_qs(urlparse(page.url).query)["file"][0]
-    detail = page.locator('[data-testid="stColumn"]').filter(has_text="Top-5 probabilities")
-    await detail.get_by_text(selected, exact=True).wait_for()
-    await _idle(page)
-    return _log("misprediction", (time.perf_counter() - started) * 1000)
+    return await _timed(page, "misprediction", started, detail_drawn())
 
 
-async def _reload(page) -> float:
-    started = time.perf_counter()
+async def _reload(page) -> Timing:
+    started = _begin(page)
     await page.reload()
-    await page.get_by_role("heading", name="Confusion matrix").wait_for()
-    await _idle(page)
-    return _log("reload Results", (time.perf_counter() - started) * 1000) / 1000
+    return await _timed(page, "reload Results", started, page.get_by_role("heading", name="Confusion matrix").wait_for())
 
 
-async def measure(url: str, n_sessions: int, server_pid: int, workers: int, observer_cpu: int | None = None) -> LoadResult:
+def _niced_chromium(nice: int, folder: Path) -> str:
+    """A launcher that starts Chromium ``nice`` below normal priority, its whole process tree."""
+    launcher = folder / "chromium-niced"
+    launcher.write_text(f'#!/bin/sh\nexec nice -n {nice} {CHROMIUM} "$@"\n')
+    launcher.chmod(0o755)
+    return str(launcher)
+
+
+async def measure(
+    url: str, n_sessions: int, server_pid: int, workers: int, observer_cpu: int | None = None, observer_nice: int = 0,
+) -> LoadResult:
     from playwright.async_api import ViewportSize, async_playwright
 
     async with async_playwright() as p:
@@ -264,12 +334,16 @@ async def measure(url: str, n_sessions: int, server_pid: int, workers: int, obse
         observer_browser, where = browser, "a browser on the crowd's core"
         if observer_cpu is not None:
             # A person's browser runs on their own machine: the observer's gets a core the crowd's
-            # eight renderers do not saturate, so its clicks time the server, not the crowd.
+            # eight renderers do not saturate, so its clicks time the server, not the crowd. On the
+            # server's core it runs at the workers' priority (--observer-nice): at normal priority
+            # it would take that core from the niced workers, which no real visitor's browser does.
             crowd = os.sched_getaffinity(0)
             os.sched_setaffinity(0, {observer_cpu})
-            observer_browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            with tempfile.TemporaryDirectory(prefix="gtpred-observer-") as folder:
+                executable = _niced_chromium(observer_nice, Path(folder)) if observer_nice else CHROMIUM
+                observer_browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             os.sched_setaffinity(0, crowd)
-            where = f"its own browser on CPU {observer_cpu}"
+            where = f"its own browser on CPU {observer_cpu}" + (f" at nice {observer_nice}" if observer_nice else "")
 
         # The observer: one run alone first (the workers are warm after it), then its results open
         # in two windows that it clicks in while everybody else's runs go.
@@ -284,6 +358,7 @@ async def measure(url: str, n_sessions: int, server_pid: int, workers: int, obse
         # Its own context (window): a second tab of one window is hidden, and Chromium hardly
         # draws hidden tabs (a click on one took 11 s on an idle machine).
         results_tab, mispredictions_tab = first, await (await observer_browser.new_context(viewport=viewport)).new_page()
+        _listen(mispredictions_tab)
         mispredictions_tab.set_default_timeout(120_000)
         await mispredictions_tab.goto(f"{url}/mispredictions?run={mine.run_id}")
         await mispredictions_tab.get_by_role("heading", name="Mispredictions").wait_for()
@@ -313,17 +388,17 @@ async def measure(url: str, n_sessions: int, server_pid: int, workers: int, obse
             await _run_demo(page, outcome)
             n = 0
             while runs_going and outcome.error is None:  # a person with results looks around
-                result.crowd_clicks_ms.append(await _click_cell(page, n))  # clicked while runs went
+                result.crowd_clicks.append(await _click_cell(page, n))  # clicked while runs went
                 n += 1
 
         async def observe() -> None:
             n = 0
             while runs_going:  # each sample is of an action started while the runs went
-                result.cell_clicks_ms.append(await _click_cell(results_tab, n))
+                result.cell_clicks.append(await _click_cell(results_tab, n))
                 if runs_going:
-                    result.misprediction_clicks_ms.append(await _click_misprediction(mispredictions_tab, n))
+                    result.misprediction_clicks.append(await _click_misprediction(mispredictions_tab, n))
                 if n % 3 == 2 and runs_going:
-                    result.reloads_s.append(await _reload(results_tab))
+                    result.reloads.append(await _reload(results_tab))
                 n += 1
 
         workers_before = {pid: cpu_seconds(pid) for pid in worker_pids(server_pid)}
@@ -353,7 +428,7 @@ async def measure(url: str, n_sessions: int, server_pid: int, workers: int, obse
 
 def run(
     n_sessions: int, workers: int | None = None, server_cpu: int | None = None, browser_cpu: int | None = None,
-    observer_cpu: int | None = None,
+    observer_cpu: int | None = None, observer_nice: int | None = None,
 ) -> LoadResult:
     """Start a server, measure, stop it. Pins this process to ``browser_cpu`` (run it as a script)."""
     cpus = sorted(os.sched_getaffinity(0))
@@ -372,7 +447,8 @@ def run(
         server = start_server(port, server_cpu, env, log)
         try:
             os.sched_setaffinity(0, {browser_cpu})  # the browser and its renderers start from here
-            result = asyncio.run(measure(f"http://127.0.0.1:{port}", n_sessions, server.pid, workers or 1, observer_cpu))
+            nice = int(env.get("GTPRED_WORKER_NICE", "10")) if observer_nice is None else observer_nice
+            result = asyncio.run(measure(f"http://127.0.0.1:{port}", n_sessions, server.pid, workers or 1, observer_cpu, nice))
             result.workers = len(worker_pids(server.pid))
             return result
         finally:
@@ -394,12 +470,14 @@ def main() -> None:
     parser.add_argument("--browser-cpu", type=int, default=None)
     parser.add_argument("--observer-cpu", type=int, default=None, help="the measuring browser's own CPU (e.g. the server's: "
                         "a person's browser runs on their own machine, not among the crowd's renderers)")
+    parser.add_argument("--observer-nice", type=int, default=None, help="with --observer-cpu: the measuring browser's "
+                        "nice value (default: the workers', GTPRED_WORKER_NICE or 10, so it does not starve the runs)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--verbose", action="store_true", help="print each click as it is measured")
     args = parser.parse_args()
     global VERBOSE
     VERBOSE = args.verbose
-    result = run(args.sessions, args.workers, args.server_cpu, args.browser_cpu, args.observer_cpu)
+    result = run(args.sessions, args.workers, args.server_cpu, args.browser_cpu, args.observer_cpu, args.observer_nice)
     print(result.report())
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(result), indent=1))

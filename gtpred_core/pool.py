@@ -195,9 +195,11 @@ class InferencePool:
         time_limit_s: float | None = 3600,
         warm_model: str | Path | None = "demo",
         keepalive_s: float = KEEPALIVE_S,
+        nice: int = 0,
     ) -> None:
         """``warm_model`` is loaded by every worker as it starts ("demo": the shipped demo model;
-        None: only start the interpreters)."""
+        None: only start the interpreters). ``nice``: the workers' CPU priority below the server's
+        (``GTPRED_WORKER_NICE``), so pages answer while runs go on the same cores."""
         if warm_model == "demo":
             from .demo import DEMO_MODEL
 
@@ -207,7 +209,7 @@ class InferencePool:
         self.keepalive_s = keepalive_s
 
         def worker() -> InferenceWorker:
-            return InferenceWorker(memory_limit_mb=memory_limit_mb, time_limit_s=time_limit_s)
+            return InferenceWorker(memory_limit_mb=memory_limit_mb, time_limit_s=time_limit_s, nice=nice)
 
         self._lanes = [_Lane(f"gtpred-worker-{n}", worker()) for n in range(self.size)]
         self._describer = _Lane("gtpred-describer", worker(), describes_only=True)

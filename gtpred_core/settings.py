@@ -22,6 +22,8 @@ may keep them: the app's worker pool keeps the limits it was created with until 
 | GTPRED_CLI_MEMORY_MB  | address-space limit of the command line (0: none)        | the worker's limit   |
 | GTPRED_KEEP_DELETED_DAYS | days a deleted run stays restorable, then is purged ("never": kept) | 30   |
 | GTPRED_DECODE_CACHE_MB | decoded images kept to replay (epochs, several models)  | 1024                 |
+| GTPRED_WORKER_NICE    | how far below the web server the workers' CPU priority   | 10                   |
+|                       | is (0-19; 0: the same), so pages answer while runs go    |                      |
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Settings:
     cli_memory_mb: int = 8192
     keep_deleted_days: float = 30.0
     decode_cache_mb: int = 1024
+    worker_nice: int = 10
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -68,6 +71,7 @@ class Settings:
             cli_memory_mb=int(env.get("GTPRED_CLI_MEMORY_MB") or env.get("GTPRED_WORKER_MEMORY_MB", "8192")),
             keep_deleted_days=_days(env.get("GTPRED_KEEP_DELETED_DAYS", "30")),
             decode_cache_mb=int(env.get("GTPRED_DECODE_CACHE_MB", "1024")),
+            worker_nice=max(0, min(19, int(env.get("GTPRED_WORKER_NICE", "10")))),
         )
 
 

@@ -233,9 +233,31 @@ def _die_with_parent(fd: int) -> None:
     threading.Thread(target=watch, name="gtpred-parent-watch", daemon=True).start()
 
 
-def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0) -> None:
-    """The worker loop (``python -m gtpred_core.worker FD LIMIT``): one request at a time."""
-    _die_with_parent(fd)  # first, before TensorFlow's seconds-long import
+def _lower_priority(nice: int) -> None:
+    """Run ``nice`` below the web server (its pages' clicks come first on a shared core).
+
+    Linux keeps a nice value per thread and a new thread inherits its creator's, so every thread
+    that exists now (numpy's BLAS threads start at import) is lowered, and those started later
+    (the watcher, TensorFlow's) inherit it. Raising it back would need privileges: set once.
+    """
+    if nice <= 0:
+        return
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        os.nice(nice)
+        return
+    for task in tasks.iterdir():
+        try:
+            tid = int(task.name)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile
+
+
+def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0, nice: int = 0) -> None:
+    """The worker loop (``python -m gtpred_core.worker FD LIMIT [NICE]``): one request at a time."""
+    _lower_priority(nice)  # before any thread of ours starts: they inherit it
+    _die_with_parent(fd)  # before TensorFlow's seconds-long import
     from multiprocessing.connection import Connection
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -334,9 +356,15 @@ class InferenceWorker:
     """
 
     def __init__(
-        self, memory_limit_mb: int | None = 8192, time_limit_s: float | None = 3600, log_file: str | Path | None = None
+        self,
+        memory_limit_mb: int | None = 8192,
+        time_limit_s: float | None = 3600,
+        log_file: str | Path | None = None,
+        nice: int = 0,
     ) -> None:
+        """``nice``: how far below the caller's CPU priority the worker runs (0: the same)."""
         self.memory_limit_mb = memory_limit_mb
+        self.nice = nice
         self.time_limit_s = time_limit_s
         self.log_file = Path(log_file) if log_file is not None else None
         self._process: subprocess.Popen | None = None
@@ -371,7 +399,7 @@ class InferenceWorker:
         log_stream: IO[bytes] | None = self.log_file.open("ab") if self.log_file is not None else None
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "gtpred_core.worker", str(theirs.fileno()), str(self.memory_limit_mb or 0)],
+                [sys.executable, "-m", "gtpred_core.worker", str(theirs.fileno()), str(self.memory_limit_mb or 0), str(self.nice)],
                 pass_fds=(theirs.fileno(),),
                 cwd=str(Path(__file__).resolve().parents[1]),
                 stderr=log_stream,
@@ -489,4 +517,4 @@ if __name__ == "__main__":
     # Run the imported module's loop, so what it sends pickles as gtpred_core.worker.X, not __main__.X.
     from gtpred_core.worker import _serve as serve
 
-    serve(int(sys.argv[1]), int(sys.argv[2]) or None)
+    serve(int(sys.argv[1]), int(sys.argv[2]) or None, nice=int(sys.argv[3]) if len(sys.argv) > 3 else 0)

@@ -159,6 +159,36 @@ def test_eight_sessions_share_the_warm_workers_no_process_is_started_for_them(po
     assert len(workers) >= 2 and all(snapshot <= workers for snapshot in seen)
 
 
+def _thread_nice_values(pid: int) -> set[int]:
+    """The nice value of every thread of process ``pid`` (field 19 of /proc/PID/task/TID/stat)."""
+    values = set()
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            values.add(int(stat.read_text().rsplit(")", 1)[1].split()[16]))
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return values
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads threads' priorities from /proc (Linux)")
+def test_the_workers_and_every_thread_tensorflow_starts_in_them_run_below_the_servers_priority():
+    """A click on a page must not wait for somebody's run on a shared core: every thread of a
+    worker, TensorFlow's compute threads included (started after the priority was set), runs
+    GTPRED_WORKER_NICE below the server."""
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    niced = InferencePool(1, time_limit_s=300, nice=7)
+    niced.start()
+    try:
+        assert niced.wait_warm(300)
+        job = niced.submit("session", evaluate_demo, total=797)  # the compute threads exist after a run
+        assert job.wait(300) and job.error is None
+        pid = niced._lanes[0].worker.pid
+        assert pid is not None and len(list(Path(f"/proc/{pid}/task").iterdir())) > 2  # TensorFlow's threads
+        assert _thread_nice_values(pid) == {min(19, ours + 7)}
+    finally:
+        niced.stop()
+
+
 def test_an_error_comes_back_on_its_job_and_the_worker_serves_the_next(pool, tmp_path):
     missing = pool.submit("i", lambda worker, progress, cancel: worker.evaluate(EvaluationRequest(tmp_path / "gone.keras", demo_folder())).run)
     after = pool.submit("i", evaluate_demo)
@@ -253,3 +283,12 @@ def test_a_worker_exits_when_its_servers_end_of_the_socket_closes_even_mid_reque
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_the_servers_workers_run_ten_below_it_by_default_and_the_setting_is_kept_in_range():
+    from gtpred_core.settings import Settings
+
+    assert Settings.from_env({}).worker_nice == 10
+    assert Settings.from_env({"GTPRED_WORKER_NICE": "0"}).worker_nice == 0  # an admin's choice: same priority
+    assert Settings.from_env({"GTPRED_WORKER_NICE": "40"}).worker_nice == 19  # the most nice(2) accepts
+    assert Settings.from_env({"GTPRED_WORKER_NICE": "-5"}).worker_nice == 0  # never above the server

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gtpred_core import Run
 from gtpred_core.metrics import proportion_text
 from gtpred_core.report import report_html
 
@@ -94,36 +95,46 @@ if len(run.class_names) > panels.MANY_CLASSES:
     )
 else:
     st.caption("Rows are the true class, columns the predicted class; colour is the share of the row. Click a cell to see its images (double-click clears), then click an image to open it.")
-matrix_col, cell_col = st.columns([3, 2])
-with matrix_col:
-    cell = panels.confusion_view(run, key="confusion")
-with cell_col:
-    opened = st.container()  # the opened image goes above the list, where the eye is
-    if cell is None:
-        st.info("Click a cell of the matrix to see the images in it.")
-    else:
-        true_name, pred_name, files = cell.true, cell.predicted, cell.files
-        class_total = int(run.metrics.per_class[run.class_names.index(true_name)].support)
-        share = f" ({len(files) / class_total:.0%} of the {class_total:,} images of {true_name})" if class_total else ""
-        st.text(f"True {true_name}, predicted {pred_name}: {len(files):,} images{share}")
-        if len(files):
-            pages = tables.page_count(len(files), CELL_PAGE_SIZE)
-            page = st.number_input("Page", 1, pages, 1, key=f"cell_page-{true_name}-{pred_name}") if pages > 1 else 1
-            shown = with_thumbnails(tables.page_of(files, page, CELL_PAGE_SIZE), run.info.images, side=CELL_ROW_HEIGHT - 4)
-            clicked = panels.clicked_file(
-                shown,
-                ["thumbnail", "file", "confidence"],
-                f"cell_files-{true_name}-{pred_name}-{page}",
-                CELL_ROW_HEIGHT,
-                {"confidence": panels.percent_column()},
-            )
-            if clicked:
-                state.select_file(clicked, scope="results")
-    selected = state.selected_file(run, scope="results")
-    if selected is not None:
-        with opened:
-            link = links.page_url("results", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
-            panels.image_detail(run, selected, link, key="results-image")
+
+
+@st.fragment
+def confusion_section(run: Run, run_id: int | None) -> None:
+    """The matrix and the cell's images, side by side. A fragment: a click on a cell or an image
+    reruns this section alone, so the browser redraws two columns, not the whole page (issue 19:
+    a full rerun of Results cost about a second of the browser's time per click)."""
+    matrix_col, cell_col = st.columns([3, 2])
+    with matrix_col:
+        cell = panels.confusion_view(run, key="confusion")
+    with cell_col:
+        opened = st.container()  # the opened image goes above the list, where the eye is
+        if cell is None:
+            st.info("Click a cell of the matrix to see the images in it.")
+        else:
+            true_name, pred_name, files = cell.true, cell.predicted, cell.files
+            class_total = int(run.metrics.per_class[run.class_names.index(true_name)].support)
+            share = f" ({len(files) / class_total:.0%} of the {class_total:,} images of {true_name})" if class_total else ""
+            st.text(f"True {true_name}, predicted {pred_name}: {len(files):,} images{share}")
+            if len(files):
+                pages = tables.page_count(len(files), CELL_PAGE_SIZE)
+                page = st.number_input("Page", 1, pages, 1, key=f"cell_page-{true_name}-{pred_name}") if pages > 1 else 1
+                shown = with_thumbnails(tables.page_of(files, page, CELL_PAGE_SIZE), run.info.images, side=CELL_ROW_HEIGHT - 4)
+                clicked = panels.clicked_file(
+                    shown,
+                    ["thumbnail", "file", "confidence"],
+                    f"cell_files-{true_name}-{pred_name}-{page}",
+                    CELL_ROW_HEIGHT,
+                    {"confidence": panels.percent_column()},
+                )
+                if clicked:
+                    state.select_file(clicked, scope="results")
+        selected = state.selected_file(run, scope="results")
+        if selected is not None:
+            with opened:
+                link = links.page_url("results", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
+                panels.image_detail(run, selected, link, key="results-image")
+
+
+confusion_section(run, run_id)
 
 st.header("Per class")
 st.caption("Each rate with its 95% interval: the range its true value very likely lies in, given how many images it was counted on.")

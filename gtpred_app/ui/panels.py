@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -160,11 +161,8 @@ def clicked_confusion_cell(run: Run, key: str) -> tuple[str, str] | None:
     A matrix taller than ``MATRIX_FRAME_MAX`` (many classes) scrolls inside its frame, so the rest
     of the page stays in reach."""
     with matrix_frame(run.class_names):
-        event = st.altair_chart(
-            charts.confusion_heatmap(run.confusion_cells(), run.class_names),
-            on_select="rerun",
-            key=key,
-            width="content",
+        event = st.vega_lite_chart(
+            heatmap_spec(tuple(run.class_names), run.confusion_counts()), on_select="rerun", key=key, width="content"
         )
     picked = event["selection"].get(charts.CELL) or []
     return (picked[0]["true"], picked[0]["predicted"]) if picked else None
@@ -252,7 +250,7 @@ def confusion_explorer(run: Run, key: str) -> ConfusionCell | None:
     if chosen:
         columns, counts = run.confusion_among(chosen)
         with matrix_frame(columns):
-            chart = st.vega_lite_chart(restricted_heatmap_spec(columns, counts), on_select="rerun", key=key, width="content")
+            chart = st.vega_lite_chart(heatmap_spec(columns, counts), on_select="rerun", key=key, width="content")
         picked = tuple((p["true"], p["predicted"]) for p in chart["selection"].get(charts.CELL) or [])
         seen = st.session_state.setdefault("_seen_selections", {})
         if picked != seen.get(key, ()):
@@ -273,12 +271,13 @@ def confusion_explorer(run: Run, key: str) -> ConfusionCell | None:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def restricted_heatmap_spec(columns: tuple[str, ...], counts: np.ndarray) -> dict:
-    """The restricted matrix's Vega-Lite spec, kept per (classes, counts): building and validating
-    the Altair chart costs about 90 ms, which every rerun of the page (each click) would pay. Not
-    validated again (half that time): it is ``confusion_heatmap``, which the full matrix of a small
-    run draws through ``st.altair_chart``, validated."""
-    return charts.confusion_heatmap(restricted_cells(columns, counts), columns).to_dict(validate=False)
+def heatmap_spec(columns: tuple[str, ...], counts: np.ndarray) -> dict:
+    """A confusion matrix's Vega-Lite spec (``charts.confusion_heatmap``), kept per (classes,
+    counts): building and validating the Altair chart costs 50-90 ms, which every click on the
+    page would pay again. Validated once, when first built (``tests/app/test_charts.py`` checks
+    the chart itself). Up to ``MANY_CLASSES``² cells: Altair's 5,000-row guard is lifted here."""
+    with alt.data_transformers.enable("default", max_rows=None):
+        return charts.confusion_heatmap(restricted_cells(columns, counts), columns).to_dict()
 
 
 def restricted_cells(columns: Sequence[str], counts: "np.ndarray") -> pd.DataFrame:

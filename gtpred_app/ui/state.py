@@ -234,10 +234,14 @@ def clicked_row(key: str, selection: Mapping[str, Any]) -> int | None:
 def worker_pool() -> InferencePool:
     """The server's inference workers, shared by every session: GTPRED_WORKERS warm processes
     (memory and time limits from the settings) behind a fair queue. The first session starts
-    them, so TensorFlow's import is paid before anyone clicks, and never in the web server."""
+    them, so TensorFlow's import is paid before anyone clicks, and never in the web server. They
+    run below the server's CPU priority (``GTPRED_WORKER_NICE``): a click waits for no one's run."""
     settings = get_settings()
     pool = InferencePool(
-        settings.workers, memory_limit_mb=settings.worker_memory_mb, time_limit_s=settings.worker_time_limit_s
+        settings.workers,
+        memory_limit_mb=settings.worker_memory_mb,
+        time_limit_s=settings.worker_time_limit_s,
+        nice=settings.worker_nice,
     )
     pool.start()
     return pool
