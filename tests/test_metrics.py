@@ -40,6 +40,32 @@ def test_a_class_with_no_images_keeps_its_row_and_column():
     assert [c.support for c in m.per_class] == [2, 0, 0]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_figure_matches_scikit_learns_on_random_runs_with_ties_and_empty_classes(seed):
+    """The numpy counting gives scikit-learn's figures (zero_division=0), on a run where one class
+    has no images, one is never predicted, and probabilities tie (ranked as top_k_accuracy_score ranks)."""
+    from sklearn.metrics import precision_recall_fscore_support, top_k_accuracy_score
+
+    rng = np.random.default_rng(seed)
+    k, n = 9, 500
+    y_true = rng.choice([c for c in range(k) if c != 3], size=n)  # class 3 has no images
+    probabilities = rng.integers(0, 4, size=(n, k)).astype(np.float32)  # many ties
+    probabilities[:, 7] = -1  # class 7 is never predicted
+    y_pred = probabilities.argmax(1)
+    m = compute_metrics(y_true, y_pred, probabilities, [f"c{c}" for c in range(k)])
+    labels = list(range(k))
+    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    assert [c.precision for c in m.per_class] == pytest.approx(p)
+    assert [c.recall for c in m.per_class] == pytest.approx(r)
+    assert [c.f1 for c in m.per_class] == pytest.approx(f)
+    assert [c.support for c in m.per_class] == list(support)
+    for average, got in (("macro", m.macro), ("weighted", m.weighted)):
+        want = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)[:3]
+        assert (got.precision, got.recall, got.f1) == pytest.approx(want)
+    assert m.top5_accuracy == pytest.approx(top_k_accuracy_score(y_true, probabilities, k=5, labels=labels))
+    assert m.accuracy == pytest.approx(np.mean(y_true == y_pred))
+
+
 def test_no_images_gives_no_accuracy_rather_than_a_fake_number():
     m = compute_metrics(np.zeros(0, int), np.zeros(0, int), np.zeros((0, 2)), ["a", "b"])
     assert m.accuracy is None and m.n_images == 0
