@@ -407,12 +407,13 @@ class _Closing:
 class _DecodedFiles:
     """One file list's decoded batches (for one size, channels and batch size), as they come."""
 
-    refused: dict[int, str]
+    refused: dict[int, str] | None  # None while the decoding call's read guard runs
     batches: list[tuple[np.ndarray, Any, np.ndarray]] = field(default_factory=list)
     decoding: bool = True  # a call is decoding the list (and storing its batches while it may)
     full: bool = False  # the budget was reached: no more batches will be stored
     complete: bool = False  # that call reached the end and every batch is stored
     exact_as_uint8: bool = True  # False once a batch had fractions (resized): kept as float32
+    abandoned: bool = False  # the decoding call failed before it started: the next call decodes
 
 
 def _decode_cache_budget_mb() -> int:
@@ -448,24 +449,40 @@ class DecodeCache:
         key = (tuple(paths), size, channels, batch_size)
         with self._changed:
             entry = self._entries.get(key)
-            if entry is not None:
+            if entry is None:  # this call decodes; the calls arriving meanwhile wait for its read guard
+                entry = self._entries[key] = _DecodedFiles(refused=None)
+                self.decoded_passes += 1
+            else:
+                while entry.refused is None and not entry.abandoned:
+                    self._changed.wait()
+                if entry.abandoned:
+                    return self.batches(paths, size, channels, batch_size)
                 self.replayed_passes += 1
-                return entry.refused, _Closing(self._replay(entry, paths, size, channels, batch_size))
-        refused = _refusals(paths)  # the read guard, outside the lock: it stats every file
+                assert entry.refused is not None
+                return entry.refused, _Closing(self._replay(entry, entry.refused, paths, size, channels, batch_size))
+        try:
+            # The read guard stats every file, outside the lock, once: five models arriving at once
+            # each statted the folder before (4,000 files: 10 ms alone, 5x longer for each of five
+            # threads taking turns at the interpreter).
+            refused = _refusals(paths)
+        except BaseException:
+            with self._changed:
+                entry.abandoned = True
+                del self._entries[key]
+                self._changed.notify_all()
+            raise
         with self._changed:
-            entry = self._entries.setdefault(key, _DecodedFiles(refused))
-            if entry.refused is not refused:  # another thread started it meanwhile
-                self.replayed_passes += 1
-                return entry.refused, _Closing(self._replay(entry, paths, size, channels, batch_size))
-            self.decoded_passes += 1
-        return refused, self._decode(entry, paths, size, channels, batch_size)
+            entry.refused = refused
+            self._changed.notify_all()
+        return refused, self._decode(entry, refused, paths, size, channels, batch_size)
 
     def _decode(
-        self, entry: _DecodedFiles, paths: Sequence[str], size: tuple[int, int], channels: int, batch_size: int
+        self, entry: _DecodedFiles, refused: dict[int, str], paths: Sequence[str], size: tuple[int, int], channels: int,
+        batch_size: int,
     ) -> "_Closing":
         def decode_and_keep() -> Generator[Batch, None, None]:
             storing = True
-            for batch in _decoded_batches(paths, size, channels, batch_size, _readable(len(paths), entry.refused)):
+            for batch in _decoded_batches(paths, size, channels, batch_size, _readable(len(paths), refused)):
                 if storing:
                     storing = self._keep(entry, batch)
                 yield batch
@@ -503,7 +520,8 @@ class DecodeCache:
         return True
 
     def _replay(
-        self, entry: _DecodedFiles, paths: Sequence[str], size: tuple[int, int], channels: int, batch_size: int
+        self, entry: _DecodedFiles, refused: dict[int, str], paths: Sequence[str], size: tuple[int, int], channels: int,
+        batch_size: int,
     ) -> Generator[Batch, None, None]:
         import tensorflow as tf
 
@@ -520,7 +538,7 @@ class DecodeCache:
             yield indices, (tf.cast(kept, tf.float32) if isinstance(kept, np.ndarray) else kept), pixels
         if not complete:  # past the budget, or the decoding call stopped early: decode the rest
             after = int(entry.batches[k - 1][0][-1]) if k else -1
-            readable = _readable(len(paths), entry.refused)
+            readable = _readable(len(paths), refused)
             rest = [i for i in (range(len(paths)) if readable is None else readable) if i > after]
             yield from _decoded_batches(paths, size, channels, batch_size, rest)
 

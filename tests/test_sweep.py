@@ -73,6 +73,22 @@ def test_models_evaluated_together_equal_each_alone_bit_for_bit(softmax_model, l
     assert (cache.decoded_passes, cache.replayed_passes) == (3, 1)
 
 
+def test_models_arriving_together_stat_the_folder_once_and_share_what_it_refused(softmax_model, logits_model, bad_files_dir, monkeypatch):
+    """The read guard (a stat of every file) runs once for models started at the same moment: the
+    later ones wait for it rather than each statting the folder while the first decodes."""
+    from gtpred_core import inference
+
+    guards: list[int] = []
+    guard = inference._refusals
+    monkeypatch.setattr(inference, "_refusals", lambda paths: guards.append(len(paths)) or guard(paths))
+    models = [load_model(path) for path in (softmax_model, logits_model, softmax_model, logits_model)]  # all ready at once
+    cache = DecodeCache()
+    runs = evaluate_models(models, bad_files_dir, batch_size=16, cache=cache)
+    assert guards == [runs[0].info.n_files]  # the folder statted once, not once per model
+    assert (cache.decoded_passes, cache.replayed_passes) == (1, 3)
+    assert [len(r.skipped) for r in runs] == [6, 6, 6, 6]
+
+
 def test_models_together_past_the_budget_still_equal_each_alone(softmax_model, logits_model, bad_files_dir):
     cache = DecodeCache(budget_mb=0.1)  # 128 of 302 decoded images: the others decode the rest
     together = evaluate_models([softmax_model, logits_model], bad_files_dir, batch_size=16, cache=cache)

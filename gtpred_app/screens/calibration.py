@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gtpred_core import Run
 from gtpred_core.calibration import (
     N_BINS,
+    Calibration,
     bin_files,
     calibration,
     per_class_calibration,
@@ -60,49 +62,56 @@ st.caption(
     "On the dashed diagonal a model is exactly as sure as it is right. The number is the bin's images. "
     "Click a bin to list its images (double-click clears)."
 )
-diagram, listing = st.columns(2, gap="large")
-with diagram:
-    event = st.altair_chart(charts.reliability_diagram(numbers.bins), on_select="rerun", key="reliability", width="stretch")
-    opened = st.container()
-picked = event["selection"].get(charts.BIN) or []
-with listing:
-    if not picked:
-        st.info("Click a bin of the diagram to list its images. The bins at the right hold the sure predictions: their wrong ones are the confident mistakes.")
-    else:
-        number = int(picked[0]["bin"])
-        chosen = numbers.bins[number]
-        only_wrong = st.toggle("Only the wrong ones", key=f"bin-wrong-{number}")
-        files = bin_files(run, number, only_wrong=only_wrong)
-        st.text(
-            f"Confidence {chosen.lower:.0%}–{chosen.upper:.0%}: {chosen.count:,} images, "
-            f"{chosen.accuracy:.1%} right at a mean confidence of {chosen.confidence:.1%}"
-            + (f"; {len(files):,} wrong" if only_wrong else "")
-        )
-        if files.empty:
-            st.success("None wrong in this bin.")
+@st.fragment
+def browse_bins(run: Run, run_id: int | None, numbers: Calibration) -> None:
+    """The diagram, the clicked bin's images and the open one. A fragment: a click on a bin or an
+    image reruns this section alone, not the page around it (issue 19)."""
+    diagram, listing = st.columns(2, gap="large")
+    with diagram:
+        event = st.altair_chart(charts.reliability_diagram(numbers.bins), on_select="rerun", key="reliability", width="stretch")
+        opened = st.container()
+    picked = event["selection"].get(charts.BIN) or []
+    with listing:
+        if not picked:
+            st.info("Click a bin of the diagram to list its images. The bins at the right hold the sure predictions: their wrong ones are the confident mistakes.")
         else:
-            pages = tables.page_count(len(files), PAGE_SIZE)
-            page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=f"bin-page-{number}-{only_wrong}") if pages > 1 else 1
-            shown = with_thumbnails(tables.page_of(files, page, PAGE_SIZE), run.info.images, side=ROW_HEIGHT - 4)
-            clicked = panels.clicked_file(
-                shown,
-                ["thumbnail", "file", "true", "predicted", "confidence", "right"],
-                f"bin-files-{number}-{only_wrong}-{page}",
-                ROW_HEIGHT,
-                {
-                    "true": st.column_config.TextColumn("true", width="small"),
-                    "predicted": st.column_config.TextColumn("predicted", width="small"),
-                    "confidence": st.column_config.NumberColumn("confidence", format="percent", width="small"),
-                    "right": st.column_config.CheckboxColumn("right", width="small", help="Whether the predicted class is the true class."),
-                },
+            number = int(picked[0]["bin"])
+            chosen = numbers.bins[number]
+            only_wrong = st.toggle("Only the wrong ones", key=f"bin-wrong-{number}")
+            files = bin_files(run, number, only_wrong=only_wrong)
+            st.text(
+                f"Confidence {chosen.lower:.0%}–{chosen.upper:.0%}: {chosen.count:,} images, "
+                f"{chosen.accuracy:.1%} right at a mean confidence of {chosen.confidence:.1%}"
+                + (f"; {len(files):,} wrong" if only_wrong else "")
             )
-            if clicked:
-                state.select_file(clicked, scope="calibration")
-selected = state.selected_file(run, scope="calibration")
-if selected is not None:
-    with opened:
-        link = links.page_url("calibration", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
-        panels.image_detail(run, selected, link, key="calibration-image")
+            if files.empty:
+                st.success("None wrong in this bin.")
+            else:
+                pages = tables.page_count(len(files), PAGE_SIZE)
+                page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=f"bin-page-{number}-{only_wrong}") if pages > 1 else 1
+                shown = with_thumbnails(tables.page_of(files, page, PAGE_SIZE), run.info.images, side=ROW_HEIGHT - 4)
+                clicked = panels.clicked_file(
+                    shown,
+                    ["thumbnail", "file", "true", "predicted", "confidence", "right"],
+                    f"bin-files-{number}-{only_wrong}-{page}",
+                    ROW_HEIGHT,
+                    {
+                        "true": st.column_config.TextColumn("true", width="small"),
+                        "predicted": st.column_config.TextColumn("predicted", width="small"),
+                        "confidence": st.column_config.NumberColumn("confidence", format="percent", width="small"),
+                        "right": st.column_config.CheckboxColumn("right", width="small", help="Whether the predicted class is the true class."),
+                    },
+                )
+                if clicked:
+                    state.select_file(clicked, scope="calibration")
+    selected = state.selected_file(run, scope="calibration")
+    if selected is not None:
+        with opened:
+            link = links.page_url("calibration", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
+            panels.image_detail(run, selected, link, key="calibration-image")
+
+
+browse_bins(run, run_id, numbers)
 
 st.header("Per class")
 st.caption("For the images predicted as each class: when the model says this class, is it right as often as it is sure?")

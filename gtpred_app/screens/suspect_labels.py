@@ -5,8 +5,10 @@ proof. The address names the stored run and the open image (``?run=12&file=Class
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
+from gtpred_core import Run
 from gtpred_core.export import suspects_csv
 from gtpred_core.suspects import suspect_table
 
@@ -59,36 +61,43 @@ st.download_button(
     help="One row per suspect, most suspect first: path, label given, label suggested, and the model's probability of each.",
 )
 
-listing, detail = st.columns([3, 2], gap="large")
-with listing:
-    pages = tables.page_count(len(table), PAGE_SIZE)
-    page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key="suspects-page") if pages > 1 else 1
-    shown = with_thumbnails(tables.page_of(table, page, PAGE_SIZE), run.info.images, side=ROW_HEIGHT - 4)
-    clicked = panels.clicked_file(
-        shown,
-        ["thumbnail", "file", "given", "suggested", "p_given", "p_suggested"],
-        f"suspects-{page}",
-        ROW_HEIGHT,
-        {
-            "given": st.column_config.TextColumn("label given", width="small", help="The class folder the image is in."),
-            "suggested": st.column_config.TextColumn("suggested", width="small", help="The class the model is most sure of."),
-            "p_given": st.column_config.NumberColumn(
-                "p(given)", format="percent", width="small",
-                help="How probable the model finds the label given: the lower, the more suspect.",
-            ),
-            "p_suggested": st.column_config.NumberColumn(
-                "p(suggested)", format="percent", width="small",
-                help="How probable the model finds the suggested label.",
-            ),
-        },
-    )
-    if clicked:
-        state.select_file(clicked, scope="suspect_labels")
+@st.fragment
+def browse_suspects(run: Run, run_id: int | None, table: pd.DataFrame) -> None:
+    """The page of suspects and the open one. A fragment: a click on a row reruns this section
+    alone, not the page around it (issue 19)."""
+    listing, detail = st.columns([3, 2], gap="large")
+    with listing:
+        pages = tables.page_count(len(table), PAGE_SIZE)
+        page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key="suspects-page") if pages > 1 else 1
+        shown = with_thumbnails(tables.page_of(table, page, PAGE_SIZE), run.info.images, side=ROW_HEIGHT - 4)
+        clicked = panels.clicked_file(
+            shown,
+            ["thumbnail", "file", "given", "suggested", "p_given", "p_suggested"],
+            f"suspects-{page}",
+            ROW_HEIGHT,
+            {
+                "given": st.column_config.TextColumn("label given", width="small", help="The class folder the image is in."),
+                "suggested": st.column_config.TextColumn("suggested", width="small", help="The class the model is most sure of."),
+                "p_given": st.column_config.NumberColumn(
+                    "p(given)", format="percent", width="small",
+                    help="How probable the model finds the label given: the lower, the more suspect.",
+                ),
+                "p_suggested": st.column_config.NumberColumn(
+                    "p(suggested)", format="percent", width="small",
+                    help="How probable the model finds the suggested label.",
+                ),
+            },
+        )
+        if clicked:
+            state.select_file(clicked, scope="suspect_labels")
 
-with detail:
-    selected = state.selected_file(run, scope="suspect_labels")
-    if selected is None:
-        st.info("Click a row (any cell) to see the image large with its top-5 probabilities.")
-    else:
-        link = links.page_url("suspect_labels", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
-        panels.image_detail(run, selected, link, key="suspects-image")
+    with detail:
+        selected = state.selected_file(run, scope="suspect_labels")
+        if selected is None:
+            st.info("Click a row (any cell) to see the image large with its top-5 probabilities.")
+        else:
+            link = links.page_url("suspect_labels", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
+            panels.image_detail(run, selected, link, key="suspects-image")
+
+
+browse_suspects(run, run_id, table)
