@@ -18,7 +18,7 @@ from gtpred_core.calibration import (
     what_if_sentence,
 )
 
-from gtpred_app.ui import charts, links, panels, state, tables
+from gtpred_app.ui import charts, panels, state, tables
 from gtpred_app.ui.images import with_thumbnails
 
 PAGE_SIZE = 20
@@ -104,11 +104,8 @@ def browse_bins(run: Run, run_id: int | None, numbers: Calibration) -> None:
                 )
                 if clicked:
                     state.select_file(clicked, scope="calibration")
-    selected = state.selected_file(run, scope="calibration")
-    if selected is not None:
-        with opened:
-            link = links.page_url("calibration", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
-            panels.image_detail(run, selected, link, key="calibration-image")
+    with opened:
+        panels.opened_file(run, run_id, "calibration")
 
 
 browse_bins(run, run_id, numbers)

@@ -12,7 +12,7 @@ import streamlit as st
 
 from gtpred_core import Run
 
-from gtpred_app.ui import links, panels, saliency, state, tables
+from gtpred_app.ui import panels, saliency, state, tables
 from gtpred_app.ui.images import with_thumbnails
 
 PAGE_SIZE = 25
@@ -71,12 +71,10 @@ def browse_mistakes(run: Run, run_id: int | None) -> None:
                         cell.button("Open", key=f"open-{row['index']}", on_click=state.select_file, args=(row["file"], "mispredictions"), width="stretch")
 
     with detail:
-        selected = state.selected_file(run, scope="mispredictions")
+        selected = panels.opened_file(run, run_id, "mispredictions")
         if selected is None:
             st.info("Click a row (or Open in the gallery) to see the image large with its top-5 probabilities.")
         else:
-            link = links.page_url("mispredictions", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
-            panels.image_detail(run, selected, link, key="mispredictions-image")
             if run_id is not None:
                 st.caption("The address bar now links to this image.")
             saliency.saliency_pair(run, selected, key="mispredictions-saliency")

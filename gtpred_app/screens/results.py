@@ -9,7 +9,7 @@ from gtpred_core import Run
 from gtpred_core.metrics import proportion_text
 from gtpred_core.report import report_html
 
-from gtpred_app.ui import charts, links, panels, state, tables
+from gtpred_app.ui import charts, panels, state, tables
 from gtpred_app.ui.images import with_thumbnails
 from gtpred_app.ui.text import md
 
@@ -127,11 +127,8 @@ def confusion_section(run: Run, run_id: int | None) -> None:
                 )
                 if clicked:
                     state.select_file(clicked, scope="results")
-        selected = state.selected_file(run, scope="results")
-        if selected is not None:
-            with opened:
-                link = links.page_url("results", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
-                panels.image_detail(run, selected, link, key="results-image")
+        with opened:
+            panels.opened_file(run, run_id, "results")
 
 
 confusion_section(run, run_id)

@@ -92,12 +92,8 @@ def browse_suspects(run: Run, run_id: int | None, table: pd.DataFrame) -> None:
             state.select_file(clicked, scope="suspect_labels")
 
     with detail:
-        selected = state.selected_file(run, scope="suspect_labels")
-        if selected is None:
+        if panels.opened_file(run, run_id, "suspect_labels") is None:
             st.info("Click a row (any cell) to see the image large with its top-5 probabilities.")
-        else:
-            link = links.page_url("suspect_labels", **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
-            panels.image_detail(run, selected, link, key="suspects-image")
 
 
 browse_suspects(run, run_id, table)

@@ -105,6 +105,16 @@ def image_detail(run: Run, rel: str, link: str | None = None, key: str = "image"
     prediction(run, index)
 
 
+def opened_file(run: Run, run_id: int | None, screen: str) -> str | None:
+    """The file open on ``screen`` (see ``state.selected_file``), shown with ``image_detail`` and a
+    link to it on this screen; None, drawing nothing, when no file is open."""
+    selected = state.selected_file(run, scope=screen)
+    if selected is not None:
+        link = links.page_url(screen, **{links.RUN: run_id, links.FILE: selected}) if run_id is not None else None
+        image_detail(run, selected, link, key=f"{screen}-image")
+    return selected
+
+
 def large_image(run: Run, rel: str, link: str | None = None, key: str = "image") -> None:
     """The file ``rel`` of ``run`` (under its images root), enlarged, with its name above and,
     given its ``link``, a "Copy link" control."""

@@ -20,7 +20,6 @@ import streamlit as st
 
 from . import links, state
 from .errors import show_error
-from .text import md
 
 POLL_SECONDS = 0.25
 
