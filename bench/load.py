@@ -49,7 +49,7 @@ from urllib.parse import parse_qs, urlparse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from live_server import health_answers  # noqa: E402  (the one way to wait for a server)
+from live_server import health_answers, stop  # noqa: E402  (the one way to wait for and stop a server)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -452,12 +452,7 @@ def run(
             result.workers = len(worker_pids(server.pid))
             return result
         finally:
-            server.terminate()
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server)
             if server.returncode not in (0, -15):
                 sys.stderr.write(log.read_text()[-4000:])
 

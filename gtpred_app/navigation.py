@@ -19,9 +19,10 @@ def main() -> None:
 
     st.set_page_config(page_title="gtpred", page_icon=":material/fact_check:", layout="wide")
 
+    evaluate = _page("evaluate", "Evaluate", ":material/play_arrow:")
     page = st.navigation(
         [
-            _page("evaluate", "Evaluate", ":material/play_arrow:"),
+            evaluate,
             _page("results", "Results", ":material/insights:"),
             _page("mispredictions", "Mispredictions", ":material/report:"),
             _page("class_mapping", "Class mapping", ":material/swap_vert:"),
@@ -37,6 +38,10 @@ def main() -> None:
 
     state.worker_pool()  # the first session starts the server's inference workers, ahead of any click
     if running.collect_finished():
+        if page.url_path == evaluate.url_path:
+            # The run ended between two reruns of the page that follows it (a rerun interrupted
+            # its polling loop just then): go where that loop would have gone.
+            running.open_results()
         st.toast("The evaluation has finished: see Results.", icon=":material/check_circle:")
 
     with st.sidebar:

@@ -62,6 +62,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(process: subprocess.Popen, wait_s: float = 15) -> None:
+    """Stop a server (or any child): SIGTERM, then SIGKILL if it has not ended within ``wait_s``."""
+    process.terminate()
+    try:
+        process.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(wait_s)
+
+
 @contextmanager
 def running_server(
     command: Sequence[str], *, port: int, cwd: Path, env: Mapping[str, str], log_name: str, timeout: float = 90
@@ -79,12 +89,7 @@ def running_server(
                 raise AssertionError(f"no answer on /_stcore/health within {timeout:.0f} s: see {log_path}")
             yield process, url
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(15)
+            stop(process)
 
 
 @contextmanager

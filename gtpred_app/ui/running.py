@@ -37,8 +37,13 @@ def show_job(origin: str) -> None:
         st.info("Cancelled before it started: nothing was evaluated.", icon=":material/stop:")
         state.clear_job()
     elif collect_finished():
-        run_id = st.session_state.get("run_id")
-        st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: str(run_id)} if run_id is not None else None)
+        open_results()
+
+
+def open_results() -> None:
+    """Go to Results of the session's run (the one a finished job just became)."""
+    run_id = st.session_state.get("run_id")
+    st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: str(run_id)} if run_id is not None else None)
 
 
 def _follow(job) -> None:

@@ -82,3 +82,21 @@ def test_a_queued_run_says_how_many_are_ahead_and_cancel_takes_it_out_of_the_que
     assert [i.value for i in at.info if "Cancelled before it started" in i.value]
     assert not at.button(key="run_demo").disabled
     assert at.session_state["job"] is None
+
+
+def test_a_run_that_ends_between_two_reruns_of_evaluate_still_opens_its_results():
+    """The page's polling loop opens Results when the run ends; when a rerun interrupted the loop
+    just then (a click, a second tab), the next rerun finds the run finished before the page
+    draws: it must still go to Results, not stay on Evaluate with only a toast (seen in Chromium
+    on a loaded machine after Cancel)."""
+    job = start_job(
+        "demo", 797, functools.partial(evaluate_folder, load_model(DEMO_MODEL), demo_folder()), origin="demo"
+    )
+    assert job.wait(120) and job.error is None
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["job"] = job  # finished, not yet collected: as the interrupted loop left it
+    at.run()
+    no_exceptions(at)
+    assert at.session_state["job"] is None
+    assert [t.value for t in at.title] == ["Results"]
+    assert "Accuracy" in [m.label for m in at.metric]

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from live_server import health_answers
+from live_server import health_answers, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -85,18 +85,10 @@ def _start_server(port: int, log_name: str, **env: str) -> subprocess.Popen:
     )
     log.close()  # the child keeps its own handle
     if not health_answers(f"http://127.0.0.1:{port}", process, 60):
-        _stop(process)
+        stop(process)
         pytest.fail(f"streamlit did not answer /_stcore/health within 60 s; see tests/artifacts/{log_name}")
     return process
 
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +99,7 @@ def server(data_root):
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.fixture()
@@ -323,7 +315,7 @@ def test_a_misprediction_link_opened_first_on_a_restarted_server_shows_the_run_a
             finally:
                 before.close()
         finally:
-            _stop(first)  # the server goes away: nothing of the run is left in any memory
+            stop(first)  # the server goes away: nothing of the run is left in any memory
 
         assert urlparse(link).path == "/mispredictions" and parse_qs(urlparse(link).query)["run"] == [run_id]
         second = _start_server(port, "streamlit-after-restart.log", GTPRED_DB=db)
@@ -354,4 +346,4 @@ def test_a_misprediction_link_opened_first_on_a_restarted_server_shows_the_run_a
             after.screenshot(path=ARTIFACTS / "browser-copy-link.png")
         finally:
             browser.close()
-            _stop(second)
+            stop(second)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_server import health_answers
+from live_server import health_answers, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -97,11 +97,7 @@ def one_worker_server(tmp_path_factory):
             raise AssertionError("streamlit did not answer /_stcore/health within 60 s")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
 
 
