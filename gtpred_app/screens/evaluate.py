@@ -33,7 +33,7 @@ with st.container(border=True):
             demo_model = state.cached_model(DEMO_MODEL)
             demo_images = state.indexed_folder(str(demo_folder()))
         state.start_evaluation(demo_model, demo_images, "keras", preprocess="none", batch_size=32, label="the demo", origin="demo")
-running.show_job("demo")
+demo_progress = st.container()  # drawn last (below): the rest of the page is fresh while a run goes
 
 st.header("1. Model")
 model = None
@@ -107,7 +107,7 @@ if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not r
         model, folder, order, preprocess=preprocess, batch_size=int(batch_size), backend=backend,
         label=folder.source or images_path.name, origin="form",
     )
-running.show_job("form")
+form_progress = st.container()
 
 with st.expander("Checking your own data pipeline", icon=":material/checklist:"):
     st.markdown(
@@ -119,3 +119,7 @@ with st.expander("Checking your own data pipeline", icon=":material/checklist:")
     st.code(AUDIT_EXAMPLE, language="python", wrap_lines=True)
     st.markdown("What it reports, and the fix for each:")
     st.markdown("\n".join(f"- **`{kind.code}`**: {kind.problem} *Fix:* {kind.fix}" for kind in FindingKind))
+
+# Last: following a run keeps this script in a polling loop, and what a script has not drawn yet
+# stays greyed out from the previous rerun until it ends. So the whole page is drawn first.
+running.show_job({"demo": demo_progress, "form": form_progress})

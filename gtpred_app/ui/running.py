@@ -15,8 +15,12 @@ the part already done.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Mapping
 
 import streamlit as st
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
 from . import links, state
 from .errors import show_error
@@ -24,20 +28,22 @@ from .errors import show_error
 POLL_SECONDS = 0.25
 
 
-def show_job(origin: str) -> None:
-    """Follow the current job if ``origin`` started it; a finished run opens Results."""
+def show_job(places: Mapping[str, "DeltaGenerator"]) -> None:
+    """Follow the current job in the place of the button that started it (``places``: origin ->
+    container); a finished run opens Results. Call it last on the page: it loops while the run goes."""
     job = state.current_job()
-    if job is None or job.origin != origin:
+    if job is None or job.origin not in places:
         return
-    if job.running:
-        _follow(job)
-    if job.error is not None:
-        show_error(job.error)
-    elif job.cancelled_before_start:
-        st.info("Cancelled before it started: nothing was evaluated.", icon=":material/stop:")
-        state.clear_job()
-    elif collect_finished():
-        open_results()
+    with places[job.origin]:
+        if job.running:
+            _follow(job)
+        if job.error is not None:
+            show_error(job.error)
+        elif job.cancelled_before_start:
+            st.info("Cancelled before it started: nothing was evaluated.", icon=":material/stop:")
+            state.clear_job()
+        elif collect_finished():
+            open_results()
 
 
 def open_results() -> None:
