@@ -16,7 +16,7 @@ from .diagnostics import RunWarning, WarningCode
 from .errors import FolderError
 from .fingerprints import file_list_fingerprint, file_sha256, size_in_bytes
 from .folder import ImageFolder, index_image_folder
-from .inference import ProgressCallback, SkippedFile, predict_files
+from .inference import ProgressCallback, RawPredictions, SkippedFile, predict_files
 from .model import Head, LoadedModel, load_model, resolve_head
 from .model import check_model_fits as check_model_fits  # its home moved to model.py; kept here
 from .request import BACKENDS as BACKENDS  # its home is request.py; kept here for the pages
@@ -191,126 +191,152 @@ def evaluate(
     inference on Ray Data (``ray_address`` joins a cluster); the result is the same, in the same
     order. The model, class order and head are all checked before anything is stored.
     """
-    from . import __version__
-
-    started = time.perf_counter()
-    images, class_order, batch_size = request.images, request.class_order, request.batch_size
-    folder = images if isinstance(images, ImageFolder) else index_image_folder(images)
-    order = (
-        class_order
-        if isinstance(class_order, ClassOrder)
-        else resolve_class_order(class_order, folder.class_names, folder.counts)
-    )
-    train_root = _checked_train_images(request.train_images)
-    loaded = request.model if isinstance(request.model, LoadedModel) else load_model(request.model)
-    decided_head = resolve_head(loaded, request.head)  # None: the graph cannot tell (a SavedModel)
-    check_model_fits(loaded, len(order.names), decided_head)
-    if sink is None:
-        sink = request.open_sink()
-    size = request.image_size or loaded.input_size
-    info = RunInfo(
-        model=str(loaded.path),
-        model_bytes=size_in_bytes(loaded.path) if loaded.path.exists() else None,
-        model_sha256=file_sha256(loaded.path) if loaded.path.exists() else None,
-        images_fingerprint=file_list_fingerprint(folder.files),
-        images=str(folder.root),
-        class_order_source=order.source,
-        preprocess=request.preprocess,
-        batch_size=batch_size,
-        input_size=(int(size[0] or 0), int(size[1] or 0)),  # 0: any size (predict_files refuses)
-        channels=loaded.channels,
-        rescales_itself=loaded.rescales_itself,
-        folder_classes=folder.class_names,
-        class_counts=tuple(folder.counts.values()),
-        n_files=len(folder.files),
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        gtpred_version=__version__,
-        train_images=str(train_root) if train_root is not None else None,
-    )
-    with_features = request.embeddings and loaded.keras_model is not None  # else: the probabilities
-    position = {name: i for i, name in enumerate(order.names)}
-    true_index = np.array([position[folder.class_names[label]] for label in folder.labels], dtype=np.int64)
-    # The model's head, or (when its graph cannot tell) the first batch's: the same on every path,
-    # so a run streamed into a sink and one returned alone have the same probabilities.
-    heads: list[Head] = [decided_head] if decided_head is not None else []
-
-    def pair_batch(indices: np.ndarray, outputs: np.ndarray) -> None:
-        if not heads:
-            heads.append(detect_head(outputs[:batch_size]))
-        if sink is None:
-            return
-        batch_probabilities = probabilities_for_head(outputs, heads[0])
-        sink.add_rows(
-            [folder.files[i] for i in indices],
-            true_index[indices],
-            batch_probabilities.argmax(axis=1).astype(np.int64),
-            batch_probabilities,
-        )
-
-    on_batch = pair_batch if sink is not None or not heads else None
-    if sink is not None:
-        sink.start(info, order.names)
+    evaluation = PreparedEvaluation(request, sink)
     try:
         if request.backend == "ray":
             from .ray_backend import predict_files_on_ray
 
             raw = predict_files_on_ray(
-                loaded, folder.absolute_paths(), request, progress=progress, cancel=cancel, on_batch=on_batch
-            )
+                evaluation.model, evaluation.folder.absolute_paths(), request, progress=progress, cancel=cancel,
+                on_batch=evaluation.on_batch,
+            )  # fmt: skip
         else:
             raw = predict_files(
-                loaded,
-                folder.absolute_paths(),
+                evaluation.model,
+                evaluation.folder.absolute_paths(),
                 image_size=request.image_size,
                 preprocess=request.preprocess,
-                batch_size=batch_size,
+                batch_size=request.batch_size,
                 progress=progress,
                 cancel=cancel,
-                on_batch=on_batch,
-                with_features=with_features,
+                on_batch=evaluation.on_batch,
+                with_features=evaluation.with_features,
             )
     except BaseException:
-        if sink is not None:
-            sink.fail()
+        evaluation.fail()
         raise
-    final_head = heads[0] if heads else detect_head(raw.outputs)  # no batch came: nothing to read
-    probabilities = probabilities_for_head(raw.outputs, final_head)
-    y_true = true_index[raw.indices]
-    y_pred = probabilities.argmax(axis=1).astype(np.int64) if len(raw.indices) else np.zeros(0, np.int64)
-    skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
-    paths = [folder.files[i] for i in raw.indices]
-    embedding, embedding_method = None, None
-    if request.embeddings:
-        from .embeddings import METHOD_PENULTIMATE, METHOD_PROBABILITIES, embedding_map
+    return evaluation.finish(raw)
 
-        features = raw.features if with_features and raw.features is not None else probabilities
-        embedding = embedding_map(features)
-        embedding_method = METHOD_PENULTIMATE if with_features else METHOD_PROBABILITIES
-    leakage = None
-    if train_root is not None:
-        from .leakage import find_leakage
 
-        leakage = find_leakage(folder.root, paths, train_root)
-    info = replace(
-        info,
-        head=final_head,
-        status=RunStatus.COMPLETE if raw.completed else RunStatus.CANCELLED,
-        seconds=round(time.perf_counter() - started, 3),
-    )
-    run = assemble_run(
-        class_names=order.names,
-        paths=paths,
-        y_true=y_true,
-        y_pred=y_pred,
-        probabilities=probabilities,
-        context_warnings=_context_warnings(folder, final_head, skipped, raw.completed, raw.n_seen),
-        skipped=skipped,
-        ignored=folder.ignored,
-        info=info,
-        embedding=embedding,
-        embedding_method=embedding_method,
-        leakage=leakage,
-    )
-    if sink is not None:
-        sink.finish(run)
-    return run
+class PreparedEvaluation:
+    """One evaluation between its checks and its Run: ``evaluate`` runs one, ``evaluate_models``
+    several on one ordered pass (the same code on each side of the prediction, so each Run is
+    the one evaluating that model alone gives).
+
+    Making one indexes the folder (unless given), resolves the class order, loads the model and
+    checks that it fits, and starts the sink: everything that can refuse does so before any image
+    is read.
+    """
+
+    def __init__(self, request: EvaluationRequest, sink: RunSink | None = None) -> None:
+        from . import __version__
+
+        self.started = time.perf_counter()
+        self.request = request
+        images, class_order = request.images, request.class_order
+        folder = images if isinstance(images, ImageFolder) else index_image_folder(images)
+        order = (
+            class_order
+            if isinstance(class_order, ClassOrder)
+            else resolve_class_order(class_order, folder.class_names, folder.counts)
+        )
+        self.train_root = _checked_train_images(request.train_images)
+        loaded = request.model if isinstance(request.model, LoadedModel) else load_model(request.model)
+        decided_head = resolve_head(loaded, request.head)  # None: the graph cannot tell (a SavedModel)
+        check_model_fits(loaded, len(order.names), decided_head)
+        self.folder, self.order, self.model = folder, order, loaded
+        self.sink = sink if sink is not None else request.open_sink()
+        size = request.image_size or loaded.input_size
+        self.info = RunInfo(
+            model=str(loaded.path),
+            model_bytes=size_in_bytes(loaded.path) if loaded.path.exists() else None,
+            model_sha256=file_sha256(loaded.path) if loaded.path.exists() else None,
+            images_fingerprint=file_list_fingerprint(folder.files),
+            images=str(folder.root),
+            class_order_source=order.source,
+            preprocess=request.preprocess,
+            batch_size=request.batch_size,
+            input_size=(int(size[0] or 0), int(size[1] or 0)),  # 0: any size (predict_files refuses)
+            channels=loaded.channels,
+            rescales_itself=loaded.rescales_itself,
+            folder_classes=folder.class_names,
+            class_counts=tuple(folder.counts.values()),
+            n_files=len(folder.files),
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            gtpred_version=__version__,
+            train_images=str(self.train_root) if self.train_root is not None else None,
+        )
+        #: Penultimate features need a Keras model's layers; otherwise the map uses the probabilities.
+        self.with_features = request.embeddings and loaded.keras_model is not None
+        position = {name: i for i, name in enumerate(order.names)}
+        self.true_index = np.array([position[folder.class_names[label]] for label in folder.labels], dtype=np.int64)
+        # The model's head, or (when its graph cannot tell) the first batch's: the same on every path,
+        # so a run streamed into a sink and one returned alone have the same probabilities.
+        self.heads: list[Head] = [decided_head] if decided_head is not None else []
+        #: What the prediction should call with each batch (None: nothing to do per batch).
+        self.on_batch = self._pair_batch if self.sink is not None or not self.heads else None
+        if self.sink is not None:
+            self.sink.start(self.info, order.names)
+
+    def _pair_batch(self, indices: np.ndarray, outputs: np.ndarray) -> None:
+        if not self.heads:
+            self.heads.append(detect_head(outputs[: self.request.batch_size]))
+        if self.sink is None:
+            return
+        batch_probabilities = probabilities_for_head(outputs, self.heads[0])
+        self.sink.add_rows(
+            [self.folder.files[i] for i in indices],
+            self.true_index[indices],
+            batch_probabilities.argmax(axis=1).astype(np.int64),
+            batch_probabilities,
+        )
+
+    def fail(self) -> None:
+        """The prediction failed: the sink drops what it began."""
+        if self.sink is not None:
+            self.sink.fail()
+
+    def finish(self, raw: RawPredictions) -> Run:
+        """The Run of this model's predictions (and the sink's end)."""
+        request, folder, order = self.request, self.folder, self.order
+        final_head = self.heads[0] if self.heads else detect_head(raw.outputs)  # no batch came: nothing to read
+        probabilities = probabilities_for_head(raw.outputs, final_head)
+        y_true = self.true_index[raw.indices]
+        y_pred = probabilities.argmax(axis=1).astype(np.int64) if len(raw.indices) else np.zeros(0, np.int64)
+        skipped = [SkippedFile(folder.files[i], reason) for i, reason in raw.skipped]
+        paths = [folder.files[i] for i in raw.indices]
+        embedding, embedding_method = None, None
+        if request.embeddings:
+            from .embeddings import METHOD_PENULTIMATE, METHOD_PROBABILITIES, embedding_map
+
+            features = raw.features if self.with_features and raw.features is not None else probabilities
+            embedding = embedding_map(features)
+            embedding_method = METHOD_PENULTIMATE if self.with_features else METHOD_PROBABILITIES
+        leakage = None
+        if self.train_root is not None:
+            from .leakage import find_leakage
+
+            leakage = find_leakage(folder.root, paths, self.train_root)
+        info = replace(
+            self.info,
+            head=final_head,
+            status=RunStatus.COMPLETE if raw.completed else RunStatus.CANCELLED,
+            seconds=round(time.perf_counter() - self.started, 3),
+        )
+        run = assemble_run(
+            class_names=order.names,
+            paths=paths,
+            y_true=y_true,
+            y_pred=y_pred,
+            probabilities=probabilities,
+            context_warnings=_context_warnings(folder, final_head, skipped, raw.completed, raw.n_seen),
+            skipped=skipped,
+            ignored=folder.ignored,
+            info=info,
+            embedding=embedding,
+            embedding_method=embedding_method,
+            leakage=leakage,
+        )
+        if self.sink is not None:
+            self.sink.finish(run)
+        return run

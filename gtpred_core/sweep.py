@@ -2,30 +2,29 @@
 
 Decoding is most of an evaluation for a small model (bench/sweep.py: decoding a 224x224 JPEG
 costs about six times the digits CNN's forward pass), so evaluating N models one after the other
-pays for N decodes. ``evaluate_models`` runs each model's ``evaluate_folder`` at once, in its own
-thread, inside one ``decoding_once`` block: the first to start decodes each batch and keeps it,
-the others read the same batches as they come. Each Run is exactly the one ``evaluate_folder``
-gives for that model alone (same batches, same code), only the decoding is shared.
+pays for N decodes. ``evaluate_models`` makes one ordered pass for all the models that take the
+same input: each batch is decoded once and goes through every model in one compiled call
+(``predict_files_together``). Each Run is exactly the one ``evaluate_folder`` gives for that model
+alone: the same checks and assembly (``PreparedEvaluation``) on each side of the same batches.
 """
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .class_order import ClassOrder, resolve_class_order
+from .evaluation import PreparedEvaluation
 from .folder import ImageFolder, index_image_folder
-from .inference import DecodeCache, decoding_once
+from .inference import DecodeCache, decoding_once, predict_files_together
 from .model import LoadedModel, load_model
+from .request import EvaluationRequest
 from .run import Run
 
-#: Models loaded and evaluated at once. Each holds its weights and two batches in flight; a later
-#: group replays the batches the first kept (within ``GTPRED_DECODE_CACHE_MB``), so a long list
-#: of checkpoints never has every model in memory together.
+#: Models loaded and evaluated in one pass. Each holds its weights and its outputs for every
+#: file; a later group replays the batches the first kept (within ``GTPRED_DECODE_CACHE_MB``),
+#: so a long list of checkpoints never has every model in memory together.
 MODELS_AT_ONCE = 8
 
 #: ``progress(model_index, done, total)``: which model (0-based, in the order given) has done how many files.
@@ -46,15 +45,12 @@ def evaluate_models(
 ) -> list[Run]:
     """Evaluate every model on ``images``, decoding each image once; one Run per model, in order.
 
-    Models that take the same input size and channels share one decode; others get their own.
-    Options are those of ``evaluate_folder``; ``progress`` is called from the models' threads,
-    one call at a time. If a model's outputs do not fit the classes, the others of its group
-    still finish, then the first failure is raised; a model that cannot be loaded stops the ones
-    after it from starting (those already started finish first). ``cache`` keeps the decoded
-    batches for later calls (by default they are dropped at the end).
+    Models that take the same input size and channels share one pass; others get their own.
+    Options are those of ``evaluate_folder``. If a model does not fit the classes (or its pass
+    fails), the others still finish, then the first failure is raised; a model that cannot be
+    loaded stops the ones after it (those before it are evaluated first). ``cache`` keeps the
+    decoded batches for later calls (by default they are dropped at the end).
     """
-    from .evaluation import evaluate_folder
-
     folder = images if isinstance(images, ImageFolder) else index_image_folder(images)
     order = (
         class_order
@@ -62,35 +58,72 @@ def evaluate_models(
         else resolve_class_order(class_order, folder.class_names, folder.counts)
     )
     runs: list[Run] = []
-    reporting = threading.Lock()
-
-    def report(index: int, done: int, total: int) -> None:  # one call at a time, from any thread
-        with reporting:
-            progress(index, done, total)  # type: ignore[misc]  # only passed on when given
-
+    failures: list[BaseException] = []
     with decoding_once(cache):
         for start in range(0, len(models), MODELS_AT_ONCE):
-            group = models[start : start + MODELS_AT_ONCE]
-
-            def evaluate(index: int, model: LoadedModel) -> Run:
-                return evaluate_folder(
-                    model,
-                    folder,
-                    class_order=order,
-                    preprocess=preprocess,
-                    batch_size=batch_size,
-                    image_size=image_size,
-                    progress=functools.partial(report, index) if progress else None,
-                    cancel=cancel,
-                )
-
-            with ThreadPoolExecutor(len(group), thread_name_prefix="gtpred-model") as pool:
-                futures = []
-                for k, model in enumerate(group):
-                    # Each model starts as soon as it is loaded: the first decodes while the next
-                    # ones load, and they catch up from the kept batches. Each thread runs in a
-                    # copy of this context, so it sees the shared decode.
+            prepared: dict[int, PreparedEvaluation] = {}
+            load_failure: BaseException | None = None
+            for index, model in enumerate(models[start : start + MODELS_AT_ONCE], start=start):
+                try:
                     loaded = model if isinstance(model, LoadedModel) else load_model(model)
-                    futures.append(pool.submit(contextvars.copy_context().run, evaluate, start + k, loaded))
-                runs.extend(future.result() for future in futures)
+                except Exception as err:  # noqa: BLE001 - raised after the models before it ran
+                    load_failure = err
+                    break
+                request = EvaluationRequest(
+                    model=loaded, images=folder, class_order=order, preprocess=preprocess,
+                    batch_size=batch_size, image_size=image_size,
+                )  # fmt: skip
+                try:
+                    prepared[index] = PreparedEvaluation(request)
+                except Exception as err:  # noqa: BLE001 - the others still run
+                    failures.append(err)
+            finished = _evaluate_together(prepared, progress, cancel, failures)
+            runs.extend(finished[index] for index in sorted(finished))
+            if load_failure is not None:
+                failures.append(load_failure)
+                break
+    if failures:
+        raise failures[0]
+    return runs
+
+
+def _evaluate_together(
+    prepared: dict[int, PreparedEvaluation],
+    progress: ModelsProgress | None,
+    cancel: threading.Event | None,
+    failures: list[BaseException],
+) -> dict[int, Run]:
+    """One ordered pass per input (size, channels) over the prepared evaluations; their Runs by index."""
+    passes: dict[object, list[int]] = {}
+    for index, evaluation in prepared.items():
+        size = evaluation.request.image_size or evaluation.model.input_size
+        shared = None not in size  # a model taking any size is refused alone, not with the others
+        passes.setdefault((size, evaluation.model.channels) if shared else index, []).append(index)
+    runs: dict[int, Run] = {}
+    for indices in passes.values():
+        evaluations = [prepared[index] for index in indices]
+        request = evaluations[0].request
+
+        def report(done: int, total: int, indices: list[int] = indices) -> None:
+            for index in indices:
+                progress(index, done, total)  # type: ignore[misc]  # only passed on when given
+
+        try:
+            raws = predict_files_together(
+                [evaluation.model for evaluation in evaluations],
+                evaluations[0].folder.absolute_paths(),
+                image_size=request.image_size,
+                preprocess=request.preprocess,
+                batch_size=request.batch_size,
+                progress=report if progress is not None else None,
+                cancel=cancel,
+                on_batch=[evaluation.on_batch for evaluation in evaluations],
+            )
+        except Exception as err:  # noqa: BLE001 - the other passes still run; raised at the end
+            for evaluation in evaluations:
+                evaluation.fail()
+            failures.append(err)
+            continue
+        for index, evaluation, raw in zip(indices, evaluations, raws):
+            runs[index] = evaluation.finish(raw)
     return runs

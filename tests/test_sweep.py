@@ -69,24 +69,32 @@ def test_models_evaluated_together_equal_each_alone_bit_for_bit(softmax_model, l
         _same_run(run, alone)
         assert run.info.model == str(model)
     assert len(together[0].skipped) == 6 and together[0].n_images == 300
-    # softmax and logits models take 16x16 RGB: one decode; gray 16x16 and RGB 32x32: one each
-    assert (cache.decoded_passes, cache.replayed_passes) == (3, 1)
+    # softmax and logits models take 16x16 RGB: one pass for both; gray 16x16 and RGB 32x32: one each
+    assert (cache.decoded_passes, cache.replayed_passes) == (3, 0)
 
 
-def test_models_arriving_together_stat_the_folder_once_and_share_what_it_refused(softmax_model, logits_model, bad_files_dir, monkeypatch):
-    """The read guard (a stat of every file) runs once for models started at the same moment: the
-    later ones wait for it rather than each statting the folder while the first decodes."""
+def test_calls_arriving_together_stat_the_folder_once_and_share_what_it_refused(softmax_model, logits_model, bad_files_dir, monkeypatch):
+    """The read guard (a stat of every file) runs once for calls started at the same moment in
+    threads sharing one ``decoding_once``: the later ones wait for it rather than each statting the
+    folder while the first decodes."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
     from gtpred_core import inference
 
     guards: list[int] = []
     guard = inference._refusals
     monkeypatch.setattr(inference, "_refusals", lambda paths: guards.append(len(paths)) or guard(paths))
     models = [load_model(path) for path in (softmax_model, logits_model, softmax_model, logits_model)]  # all ready at once
-    cache = DecodeCache()
-    runs = evaluate_models(models, bad_files_dir, batch_size=16, cache=cache)
-    assert guards == [runs[0].info.n_files]  # the folder statted once, not once per model
+    paths = index_image_folder(bad_files_dir).absolute_paths()
+    with decoding_once() as cache, ThreadPoolExecutor(4) as pool:
+        futures = [
+            pool.submit(contextvars.copy_context().run, predict_files, model, paths, batch_size=16) for model in models
+        ]
+        raws = [future.result() for future in futures]
+    assert guards == [len(paths)]  # the folder statted once, not once per call
     assert (cache.decoded_passes, cache.replayed_passes) == (1, 3)
-    assert [len(r.skipped) for r in runs] == [6, 6, 6, 6]
+    assert [len(raw.skipped) for raw in raws] == [6, 6, 6, 6]
 
 
 def test_models_together_past_the_budget_still_equal_each_alone(softmax_model, logits_model, bad_files_dir):
