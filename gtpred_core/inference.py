@@ -273,6 +273,10 @@ def _dataset_maker(size: tuple[int, int], channels: int, batch_size: int, parall
         dataset = dataset.ignore_errors().batch(batch_size).prefetch(2)
         options = tf.data.Options()
         options.autotune.enabled = False
+        # tf.data's default graph rewrites find nothing to fuse here (the map is already parallel
+        # and prefetched) but rewrite the pipeline's graph at every iterator: 37 -> 23 ms from
+        # building an iterator to its first batch, the same CPU per image (4,000 JPEGs, median of 6)
+        options.experimental_optimization.apply_default_optimizations = False
         return dataset.with_options(options)
 
     return make
