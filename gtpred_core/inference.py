@@ -496,6 +496,38 @@ class DecodeCache:
             self._changed.notify_all()
         return refused, self._decode(entry, refused, paths, size, channels, batch_size)
 
+    def decode_ahead(
+        self, paths: Sequence[str], size: tuple[int, int], channels: int, batch_size: int, stop: threading.Event
+    ) -> threading.Thread:
+        """Start decoding ``paths`` into the cache in a thread, for calls yet to come (they read the
+        batches as they are kept). It stops at the budget, at the end, or when ``stop`` is set.
+
+        ``evaluate_models`` starts it after loading the first model, so decoding runs while the
+        other models load and trace, as it did when each model started on loading.
+        """
+        key = (tuple(paths), size, channels, batch_size)
+
+        def decode() -> None:
+            with self._changed:
+                if key in self._entries:  # decoded, or being decoded, already
+                    return
+            try:
+                _, batches = self.batches(paths, size, channels, batch_size)
+            except Exception:  # noqa: BLE001 - the call that needs these batches meets it and reports it
+                return
+            try:
+                for _ in batches:
+                    if stop.is_set() or self._entries[key].full:
+                        break
+            except Exception:  # noqa: BLE001 - same: a reader decodes what was not kept, and fails there
+                pass
+            finally:
+                batches.close()
+
+        thread = threading.Thread(target=decode, name="gtpred-decode-ahead", daemon=True)
+        thread.start()
+        return thread
+
     def _decode(
         self, entry: _DecodedFiles, refused: dict[int, str], paths: Sequence[str], size: tuple[int, int], channels: int,
         batch_size: int,
