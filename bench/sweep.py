@@ -13,12 +13,14 @@ from-file rows have their own rounds, after the others, so their fresh models do
 loaded ones' traced forward passes out of gtpred's cache):
 
 * ``one``: ``evaluate_folder`` of one loaded checkpoint (one evaluation, as the app runs it);
-* ``together``: ``evaluate_models`` of the five loaded checkpoints (one decode feeding all five);
+* ``together``: ``evaluate_models`` of the five loaded checkpoints (one pass: each batch decoded
+  once and run through all five in one compiled call);
 * ``one after another``: five ``evaluate_folder`` calls, each decoding (what it cost before);
 * ``after another, replayed``: the five one after another inside ``decoding_once`` (the first
   decodes and keeps, the next four replay): the other way to decode once, measured to choose;
 * ``checkpoints from files``: ``evaluate_checkpoints`` as the CLI runs it, loading the five
-  ``.keras`` files (loading and tracing each model included), against ``one from file``;
+  ``.keras`` files (loading and tracing each model included; decoding starts after the first
+  loads), against ``one from file``;
 * ``epoch: decoded`` / ``epoch: replayed``: one recorded epoch of ``PredictionRecorder`` on the
   folder before (decoding every epoch) and now (replaying the kept batches), against
   ``predict from memory``: a compiled forward loop over the decoded batches held in memory.
