@@ -13,7 +13,9 @@ Decoding is most of the work for a small model, so a file list evaluated again (
 ``PredictionRecorder``, several models on one folder) need not be decoded again: inside
 ``decoding_once(cache)``, ``predict_files`` keeps the decoded batches in a ``DecodeCache`` (up to
 ``GTPRED_DECODE_CACHE_MB``) and replays them, to later calls and to calls running at the same time
-in other threads, which read the batches as the first call decodes them.
+in other threads, which read the batches as the first call decodes them. Several models on one
+file list go further: ``predict_files_together`` runs each decoded batch through all of them in one
+compiled call (``make_joint_forward``).
 """
 
 from __future__ import annotations
