@@ -163,3 +163,18 @@ def test_one_model_that_does_not_fit_fails_after_the_others_finish(softmax_model
             progress=lambda index, done, total: progress.__setitem__(index, done),
         )  # fmt: skip
     assert progress == {1: 300}  # the model that fits was evaluated to the end
+
+
+def test_a_model_that_cannot_be_loaded_stops_the_ones_after_it_not_those_before(softmax_model, logits_model, digits_dir, tmp_path):
+    from gtpred_core.errors import ModelError
+
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip archive")
+    progress: dict[int, int] = {}
+    with pytest.raises(ModelError) as caught:
+        evaluate_models(
+            [softmax_model, broken, logits_model], digits_dir, class_order="natural",
+            progress=lambda index, done, total: progress.__setitem__(index, done),
+        )  # fmt: skip
+    assert "broken.keras" in str(caught.value)
+    assert progress == {0: 300}  # the one before it was evaluated to the end; the one after never started
