@@ -10,13 +10,13 @@ alone: the same checks and assembly (``PreparedEvaluation``) on each side of the
 
 from __future__ import annotations
 
-import functools
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .class_order import ClassOrder, resolve_class_order
-from .evaluation import PreparedEvaluation
+from .evaluation import PreparedEvaluation, RunSink
 from .folder import ImageFolder, index_image_folder
 from .inference import DecodeCache, decoding_once, predict_files_together
 from .model import LoadedModel, load_model
@@ -58,18 +58,57 @@ def evaluate_models(
         if isinstance(class_order, ClassOrder)
         else resolve_class_order(class_order, folder.class_names, folder.counts)
     )
+    requests = [
+        EvaluationRequest(
+            model=model if isinstance(model, LoadedModel) else Path(model), images=folder, class_order=order,
+            preprocess=preprocess, batch_size=batch_size, image_size=image_size,
+        )  # fmt: skip
+        for model in models
+    ]
+    return evaluate_requests(requests, progress=progress, cancel=cancel, cache=cache)
+
+
+def evaluate_requests(
+    requests: Sequence[EvaluationRequest],
+    *,
+    sinks: Sequence[RunSink | None] | None = None,
+    progress: ModelsProgress | None = None,
+    cancel: threading.Event | None = None,
+    cache: DecodeCache | None = None,
+) -> list[Run]:
+    """``evaluate`` of each request, in one pass for those that take the same input; one Run each.
+
+    The requests must differ only in their model, store and run name (same images, class order,
+    preprocessing, batch size and image size; local backend). ``sinks`` holds one sink (or None:
+    the request's own store, if any) per request, as ``evaluate``'s ``sink``. Failures as in
+    ``evaluate_models``.
+    """
+    if not requests:
+        return []
+    first = requests[0]
+    shared = ("images", "class_order", "preprocess", "batch_size", "image_size", "embeddings", "train_images")
+    for request in requests[1:]:
+        differing = [name for name in shared if getattr(request, name) != getattr(first, name)]
+        if differing:
+            raise ValueError(f"requests evaluated together must share their {', '.join(differing)}")
+    if any(request.backend != "local" for request in requests):
+        raise ValueError("requests evaluated together run on the local backend")
+    folder = first.images if isinstance(first.images, ImageFolder) else index_image_folder(first.images)
+    order = (
+        first.class_order
+        if isinstance(first.class_order, ClassOrder)
+        else resolve_class_order(first.class_order, folder.class_names, folder.counts)
+    )
+    requests = [replace(request, images=folder, class_order=order) for request in requests]  # indexed once
+    sink_list = list(sinks) if sinks is not None else [None] * len(requests)
     paths = folder.absolute_paths()
-    request_for = functools.partial(
-        EvaluationRequest, images=folder, class_order=order, preprocess=preprocess, batch_size=batch_size,
-        image_size=image_size,
-    )  # fmt: skip
     runs: list[Run] = []
     failures: list[BaseException] = []
     with decoding_once(cache) as kept:
-        for start in range(0, len(models), MODELS_AT_ONCE):
-            head_start = _HeadStart(kept, paths, image_size, batch_size)
+        for start in range(0, len(requests), MODELS_AT_ONCE):
+            head_start = _HeadStart(kept, paths, first.image_size, first.batch_size)
             try:
-                prepared, load_failure = _prepare_group(models, start, request_for, head_start, failures)
+                prepared, load_failure = _prepare_group(requests, sink_list, start, head_start, failures)
                 finished = _evaluate_together(prepared, paths, progress, cancel, failures)
             finally:
                 head_start.stop()
@@ -105,25 +144,25 @@ class _HeadStart:
 
 
 def _prepare_group(
-    models: Sequence[str | Path | LoadedModel],
+    requests: Sequence[EvaluationRequest],
+    sinks: Sequence[RunSink | None],
     start: int,
-    request_for: Callable[..., EvaluationRequest],
     head_start: _HeadStart,
     failures: list[BaseException],
 ) -> tuple[dict[int, PreparedEvaluation], BaseException | None]:
     """Load and check the models of the group from ``start``: the prepared ones by index, and the
     load failure that ended the group early, if any (a model that does not fit goes to ``failures``)."""
-    group = models[start : start + MODELS_AT_ONCE]
+    group = requests[start : start + MODELS_AT_ONCE]
     prepared: dict[int, PreparedEvaluation] = {}
-    for index, model in enumerate(group, start=start):
+    for index, request in enumerate(group, start=start):
         try:
-            loaded = model if isinstance(model, LoadedModel) else load_model(model)
+            loaded = request.model if isinstance(request.model, LoadedModel) else load_model(request.model)
         except Exception as err:  # noqa: BLE001 - raised after the models before it ran
             return prepared, err
-        if any(not isinstance(later, LoadedModel) for later in group[index - start + 1 :]):
+        if any(not isinstance(later.model, LoadedModel) for later in group[index - start + 1 :]):
             head_start.begin(loaded)
         try:
-            prepared[index] = PreparedEvaluation(request_for(model=loaded))
+            prepared[index] = PreparedEvaluation(request.with_model(loaded), sinks[index])
         except Exception as err:  # noqa: BLE001 - the others still run
             failures.append(err)
     return prepared, None

@@ -80,6 +80,21 @@ class Evaluate:
 
 
 @dataclass(frozen=True)
+class EvaluateTogether:
+    """Caller -> worker: run these evaluations (same images and options, other models) in one
+    ordered pass (``sweep.evaluate_requests``); the reply is one Result per request, in order."""
+
+    requests: tuple[EvaluationRequest, ...]
+
+
+@dataclass(frozen=True)
+class Results:
+    """Worker -> caller: the Results of an ``EvaluateTogether``, in its order."""
+
+    results: tuple["Result", ...]
+
+
+@dataclass(frozen=True)
 class Describe:
     """Caller -> worker: load this model (kept warm) and say what it is."""
 
@@ -168,7 +183,7 @@ class Failure:
     worker_exits: bool = False
 
 
-Reply = Progress | Result | Described | Explained | Failure
+Reply = Progress | Result | Results | Described | Explained | Failure
 
 
 def _log_unexpected(err: BaseException, what: str) -> UnexpectedWorkerError:
@@ -299,7 +314,25 @@ def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0,
         # The model loaded from another file with these bytes, named as the caller named it.
         return dataclasses.replace(models[digest], path=Path(path))
 
-    def handle(message: Evaluate | Describe | Explain) -> Result | Described | Explained:
+    def handle(message: Evaluate | EvaluateTogether | Describe | Explain) -> Result | Results | Described | Explained:
+        if isinstance(message, EvaluateTogether):
+            from .sweep import evaluate_requests
+
+            cancel.clear()
+            requests = [request.with_model(cached_model(request.model_path)) for request in message.requests]
+            sinks = [request.open_sink() for request in requests]  # guarded writers, as for one run
+            sent = [-1]
+
+            def relay(_index: int, done: int, total: int) -> None:  # every model reports each batch: send it once
+                if done != sent[0]:
+                    sent[0] = done
+                    connection.send(Progress(done, total))
+
+            runs = evaluate_requests(requests, sinks=sinks, progress=relay, cancel=cancel)
+            return Results(tuple(
+                Result(run) if sink is None else Result(run, sink.run_id, _store_error(sink.error, request.store_path))
+                for run, sink, request in zip(runs, sinks, requests)
+            ))  # fmt: skip
         if isinstance(message, Describe):
             return Described(describe_model(cached_model(message.model)))
         if isinstance(message, Explain):
@@ -335,6 +368,8 @@ def _serve(fd: int, memory_limit_mb: int | None, idle_timeout_s: float = 1800.0,
             return
         if isinstance(message, Evaluate):
             what = f"evaluating {message.request.model_path}"
+        elif isinstance(message, EvaluateTogether):
+            what = "evaluating " + ", ".join(str(request.model_path) for request in message.requests)
         elif isinstance(message, Explain):
             what = f"explaining {message.image} with {message.model}"
         else:
@@ -435,6 +470,18 @@ class InferenceWorker:
         assert isinstance(reply, Result)
         return reply
 
+    def evaluate_together(
+        self,
+        requests: list[EvaluationRequest],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Result, ...]:
+        """``evaluate_requests(requests)`` in the worker: one decode for all, one Result each."""
+        reply = self._ask(EvaluateTogether(tuple(r.for_transport() for r in requests)), progress, cancel)
+        assert isinstance(reply, Results)
+        return reply.results
+
     def describe(self, model: str | Path) -> ModelFacts:
         """Load ``model`` in the worker (kept warm for the run) and return what it reads from it."""
         reply = self._ask(Describe(Path(model)), None, None)
@@ -447,7 +494,7 @@ class InferenceWorker:
         assert isinstance(reply, Explained)
         return reply
 
-    def _ask(self, message: Evaluate | Describe | Explain, progress: ProgressCallback | None, cancel: threading.Event | None) -> Reply:
+    def _ask(self, message: Evaluate | EvaluateTogether | Describe | Explain, progress: ProgressCallback | None, cancel: threading.Event | None) -> Reply:
         with self._lock:
             if not self.alive:
                 self._start()

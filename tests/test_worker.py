@@ -38,6 +38,23 @@ def test_the_worker_gives_the_in_process_results_and_stays_warm(worker, softmax_
     assert again.run_id is None  # no store asked for, none written
 
 
+def test_two_models_in_one_pass_in_the_worker_are_each_stored_as_evaluated_alone(worker, softmax_model, logits_model, digits_dir, tmp_path):
+    db = tmp_path / "runs.db"
+    requests = [
+        EvaluationRequest(model, digits_dir, class_order="natural", store_path=db, run_name=name)
+        for model, name in ((softmax_model, "model A"), (logits_model, "model B"))
+    ]
+    seen: list[tuple[int, int]] = []
+    results = worker.evaluate_together(requests, progress=lambda done, total: seen.append((done, total)))
+    assert [r.store_error for r in results] == [None, None]
+    assert [RunStore(db).get(r.run_id).name for r in results] == ["model A", "model B"]
+    for model, result in zip((softmax_model, logits_model), results):
+        alone = evaluate_folder(model, digits_dir, class_order="natural")
+        assert predictions_csv(RunStore(db).load(result.run_id)) == predictions_csv(alone)
+        assert result.run.info.model == str(model)
+    assert seen[-1] == (300, 300) and len(seen) == len(set(seen))  # one progress line per batch, not one per model
+
+
 def test_a_user_error_comes_back_as_its_own_class_with_its_fields(worker, softmax_model, digits_dir, tmp_path):
     with pytest.raises(ModelError, match="Model not found") as missing:
         worker.evaluate(EvaluationRequest(tmp_path / "missing.keras", digits_dir))
