@@ -42,7 +42,8 @@ def main() -> None:
             # The run ended between two reruns of the page that follows it (a rerun interrupted
             # its polling loop just then): go where that loop would have gone.
             running.open_results()
-        st.toast("The evaluation has finished: see Results.", icon=":material/check_circle:")
+        both = st.session_state.pop("compare_pair", None) is not None  # two models: their runs are on Compare
+        st.toast(f"The evaluation has finished: see {'Compare' if both else 'Results'}.", icon=":material/check_circle:")
 
     with st.sidebar:
         run = state.current_run()

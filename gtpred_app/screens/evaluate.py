@@ -35,18 +35,36 @@ with st.container(border=True):
         state.start_evaluation(demo_model, demo_images, "keras", preprocess="none", batch_size=32, label="the demo", origin="demo")
 demo_progress = st.container()  # drawn last (below): the rest of the page is fresh while a run goes
 
-st.header("1. Model")
-model = None
-model_path = sources.choose_model()
-if model_path is not None:
+
+
+def chosen_model(key_prefix: str = ""):
+    """The model chosen in this chooser, read by the worker and described; None until then."""
+    path = sources.choose_model(key_prefix)
+    if path is None:
+        return None
     with errors_shown():
-        model = state.cached_model(model_path)
-        height, width = model.input_size
+        facts = state.cached_model(path)
+        height, width = facts.input_size
         st.markdown(
-            f"**{md(model.name)}** takes {height or 'any'} × {width or 'any'} pixel images with "
-            f"{model.channels} channel(s) and outputs **{model.output_width}** values per image "
-            f"(rescales its own pixels: {({True: 'yes', False: 'no'}).get(model.rescales_itself, 'unknown')})."
+            f"**{md(facts.name)}** takes {height or 'any'} × {width or 'any'} pixel images with "
+            f"{facts.channels} channel(s) and outputs **{facts.output_width}** values per image "
+            f"(rescales its own pixels: {({True: 'yes', False: 'no'}).get(facts.rescales_itself, 'unknown')})."
         )
+        return facts
+    return None
+
+
+st.header("1. Model")
+model = chosen_model()
+second_model = None
+two_models = st.toggle(
+    "Compare with a second model on the same images",
+    key="two_models",
+    help="Both models are evaluated in one pass (each image is read and decoded once), and Compare "
+    "opens with the two runs: which images each gets wrong, class by class.",
+)
+if two_models:
+    second_model = chosen_model("second_")
 
 st.header("2. Images")
 folder = None
@@ -98,14 +116,24 @@ else:
             height=min(400, 35 * (len(mapping) + 1) + 3),
             column_config={"in_use_index": st.column_config.NumberColumn(f"output index ({order.source} order)")},
         )
-        check_model_fits(model, len(order.names))
-        check_preprocess(preprocess, model.channels)
-        ready = True
+        for chosen in (model, second_model):
+            if chosen is not None:
+                check_model_fits(chosen, len(order.names))
+                check_preprocess(preprocess, chosen.channels)
+        if not two_models:
+            ready = True
+        elif second_model is None:
+            st.info("Choose the second model above, or turn off the comparison.")
+        elif backend != "local":
+            st.info("Two models are evaluated together on this server: choose “local” under where inference runs.")
+        else:
+            ready = True
 
-if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not ready or running.is_busy(), key="run"):
+run_label = "Run both and compare" if two_models else "Run"
+if st.button(run_label, type="primary", icon=":material/play_arrow:", disabled=not ready or running.is_busy(), key="run"):
     state.start_evaluation(
         model, folder, order, preprocess=preprocess, batch_size=int(batch_size), backend=backend,
-        label=folder.source or images_path.name, origin="form",
+        label=folder.source or images_path.name, origin="form", second_model=second_model if two_models else None,
     )
 form_progress = st.container()
 

@@ -47,7 +47,11 @@ def show_job(places: Mapping[str, "DeltaGenerator"]) -> None:
 
 
 def open_results() -> None:
-    """Go to Results of the session's run (the one a finished job just became)."""
+    """Go to Results of the session's run (the one a finished job just became), or to Compare
+    when two models ran together."""
+    pair = st.session_state.pop("compare_pair", None)
+    if pair is not None:
+        st.switch_page(links.screen("compare"), query_params={links.RUN_A: str(pair[0]), links.RUN_B: str(pair[1])})
     run_id = st.session_state.get("run_id")
     st.switch_page(links.screen("results"), query_params={state.RUN_PARAM: str(run_id)} if run_id is not None else None)
 
@@ -78,6 +82,8 @@ def collect_finished() -> bool:
     saved = job.sink
     if saved is not None and saved.run_id is not None and saved.error is None:
         state.open_run(saved.run_id)
+        if saved.compared_id is not None:  # two models ran together: open them side by side
+            st.session_state["compare_pair"] = (saved.run_id, saved.compared_id)
     else:
         state.keep_unsaved_run(job.run, saved.error if saved is not None else None)
     st.session_state["last_run_seconds"] = round(job.seconds or 0.0, 2)

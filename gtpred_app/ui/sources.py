@@ -62,19 +62,22 @@ def has_data_root() -> bool:
 
 
 # ----- the model ---------------------------------------------------------------------------------
-def choose_model() -> Path | None:
-    """Upload a model file / SavedModel zip, or pick a model under the data root."""
+def choose_model(key_prefix: str = "") -> Path | None:
+    """Upload a model file / SavedModel zip, or pick a model under the data root.
+
+    ``key_prefix`` tells a second chooser on the same page apart (its widgets' keys).
+    """
     source = st.radio(
         "Where is the model?",
         ["Upload a file", "On the server"],
         horizontal=True,
-        key="model_source",
+        key=f"{key_prefix}model_source",
     )
     if source == "Upload a file":
         uploaded = st.file_uploader(
             "Model file: .keras or .h5, or a .zip of a TF SavedModel folder",
             type=["keras", "h5", "hdf5", "zip"],
-            key="model_upload",
+            key=f"{key_prefix}model_upload",
         )
         if uploaded is None:
             return None
@@ -89,7 +92,7 @@ def choose_model() -> Path | None:
     if not models:
         st.info("No .keras, .h5 or SavedModel was found in the server's shared folder.")
         return None
-    choice = st.selectbox("Model under the data root", models, index=None, key="model_server", placeholder="Choose a model")
+    choice = st.selectbox("Model under the data root", models, index=None, key=f"{key_prefix}model_server", placeholder="Choose a model")
     if choice is None:
         return None
     with errors_shown():

@@ -302,32 +302,43 @@ def start_evaluation(
     origin: str = "",
     backend: str = "local",
     head: str = "auto",
+    second_model: ModelFacts | None = None,
 ) -> EvaluationJob:
     """Queue the evaluation in the server's worker pool; the Evaluate page follows the job
     (its place in the queue, then its progress). Nothing here waits for inference.
 
-    The page's choices become one ``EvaluationRequest`` (checked here, before the worker sees
-    it). The worker saves the run in the run store as it goes (a cancelled run with the part
-    done); a store failure is kept on the job and shown, never losing the run itself.
+    The page's choices become one ``EvaluationRequest`` per model (checked here, before the worker
+    sees them). The worker saves each run in the run store as it goes (a cancelled run with the
+    part done); a store failure is kept on the job and shown, never losing the run itself. With
+    ``second_model`` both models run in one pass (each image decoded once) and the job ends on
+    Compare with the two runs.
     """
     source = order if isinstance(order, str) else order.source
-    request = EvaluationRequest(
-        model=Path(model.path),
-        images=folder,
-        class_order=order,
-        preprocess=preprocess,
-        batch_size=batch_size,
-        head=head,
-        backend=backend,
-        ray_address=get_settings().ray_address,
-        store_path=Path(store.store_path()),
-        run_name=f"{Path(str(model.path)).name} on {Path(folder.root).name}, {source} order",
-    )
+    requests = [
+        EvaluationRequest(
+            model=Path(facts.path),
+            images=folder,
+            class_order=order,
+            preprocess=preprocess,
+            batch_size=batch_size,
+            head=head,
+            backend=backend,
+            ray_address=get_settings().ray_address,
+            store_path=Path(store.store_path()),
+            run_name=f"{Path(str(facts.path)).name} on {Path(folder.root).name}, {source} order",
+        )
+        for facts in ([model] if second_model is None else [model, second_model])
+    ]
     saved = SavedAs()
 
-    def evaluate(worker, progress, cancel) -> Run:
-        result = worker.evaluate(request, progress=progress, cancel=cancel)
-        saved.run_id, saved.error = result.run_id, result.store_error  # in the pool's lane thread
+    def evaluate(worker, progress, cancel) -> Run:  # in the pool's lane thread
+        if len(requests) == 1:
+            result = worker.evaluate(requests[0], progress=progress, cancel=cancel)
+        else:
+            result, compared = worker.evaluate_together(requests, progress=progress, cancel=cancel)
+            saved.compared_id = compared.run_id
+            saved.error = compared.store_error
+        saved.run_id, saved.error = result.run_id, result.store_error or saved.error
         return result.run
 
     job = submit_job(worker_pool(), session_key(), label, len(folder.files), evaluate, origin=origin)
@@ -342,6 +353,7 @@ class SavedAs:
 
     run_id: int | None = None
     error: BaseException | None = None
+    compared_id: int | None = None  # the second model's run, when two ran together (Compare opens both)
 
 
 def current_job() -> EvaluationJob | None:

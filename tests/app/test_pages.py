@@ -4,6 +4,7 @@ by stored id (also on a "restarted server": a run stored by another process), er
 from __future__ import annotations
 
 import io
+from pathlib import Path
 import zipfile
 
 import numpy as np
@@ -287,6 +288,48 @@ def test_uploads_evaluate_end_to_end_and_a_wrong_labels_file_is_explained():
     assert at.title[0].value == "Results"
     assert run.n_images == len(images) and run.info.class_order_source == "natural"
     assert run.accuracy > 0.8
+
+
+def test_two_models_run_in_one_pass_and_open_on_compare(tmp_path):
+    """A second model on the same images: one click evaluates both (one decode) and Compare opens
+    with the two stored runs, each the run its model gives alone."""
+    import keras
+
+    from gtpred_core import evaluate_folder, predictions_csv
+
+    images = sorted(demo_folder().rglob("*.png"))[::8]  # about 100 images, all 10 classes
+    bundle = _zip({f"val/{p.parent.name}/{p.name}": p.read_bytes() for p in images})
+    other = keras.saving.load_model(DEMO_MODEL, compile=False)
+    rng = np.random.default_rng(0)
+    other.set_weights([w + 0.05 * rng.standard_normal(w.shape).astype(w.dtype) for w in other.get_weights()])
+    other.save(tmp_path / "noisy.keras")
+
+    at = open_app()
+    at.file_uploader(key="model_upload").upload("digits.keras", DEMO_MODEL.read_bytes(), "application/octet-stream")
+    at.radio(key="images_source").set_value("Upload a .zip")
+    at.run()
+    at.file_uploader(key="images_zip").upload("val.zip", bundle, "application/zip")
+    at.radio(key="class_order").set_value("natural")
+    at.toggle(key="two_models").set_value(True)
+    at.run()
+    no_exceptions(at)
+    assert at.button(key="run").label == "Run both and compare" and at.button(key="run").disabled
+    assert any("Choose the second model" in i.value for i in at.info)
+
+    noisy = (tmp_path / "noisy.keras").read_bytes()
+    at.file_uploader(key="second_model_upload").upload("noisy.keras", noisy, "application/octet-stream").run()
+    no_exceptions(at)
+    assert not at.button(key="run").disabled
+    at.button(key="run").click().run()
+    no_exceptions(at)
+    assert at.title[0].value == "Compare two runs"
+    run_a, run_b = stored_run(at.query_params["a"]), stored_run(at.query_params["b"])
+    assert run_a.n_images == run_b.n_images == len(images)
+    assert run_a.info.model.endswith(".keras") and run_a.info.model != run_b.info.model
+    folder = Path(run_a.info.images)
+    assert predictions_csv(run_a) == predictions_csv(evaluate_folder(DEMO_MODEL, folder, class_order="natural"))
+    assert predictions_csv(run_b) == predictions_csv(evaluate_folder(tmp_path / "noisy.keras", folder, class_order="natural"))
+    assert predictions_csv(run_a) != predictions_csv(run_b)
 
 
 def test_the_backend_choice_is_offered_with_local_as_default():
