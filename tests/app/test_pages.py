@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
 
 from gtpred_core.demo import DEMO_MODEL, demo_folder
 from gtpred_core.store import RunStore
@@ -261,14 +262,21 @@ def test_an_uploaded_savedmodel_is_refused_unless_the_server_allows_it(monkeypat
     assert "does not accept uploaded TF SavedModels" in error and "GTPRED_ALLOW_SAVEDMODEL=1" in error
 
 
-def test_uploads_evaluate_end_to_end_and_a_wrong_labels_file_is_explained():
-    images = sorted(demo_folder().rglob("*.png"))[::8]  # about 100 images, all 10 classes
+def _evaluate_with_uploads() -> tuple[AppTest, list]:
+    """Evaluate opened with the demo model and about 100 demo images (all 10 classes) uploaded as
+    a person would: the model file, then "Upload a .zip" and the zip (class order left to set)."""
+    images = sorted(demo_folder().rglob("*.png"))[::8]
     bundle = _zip({f"val/{p.parent.name}/{p.name}": p.read_bytes() for p in images})
     at = open_app()
     at.file_uploader(key="model_upload").upload("digits.keras", DEMO_MODEL.read_bytes(), "application/octet-stream")
     at.radio(key="images_source").set_value("Upload a .zip")
     at.run()
     at.file_uploader(key="images_zip").upload("val.zip", bundle, "application/zip")
+    return at, images
+
+
+def test_uploads_evaluate_end_to_end_and_a_wrong_labels_file_is_explained():
+    at, images = _evaluate_with_uploads()
     at.radio(key="class_order").set_value("file")
     at.run()
     at.file_uploader(key="labels_upload").upload("labels.txt", b"cat\ndog\n", "text/plain").run()
@@ -297,18 +305,12 @@ def test_two_models_run_in_one_pass_and_open_on_compare(tmp_path):
 
     from gtpred_core import evaluate_folder, predictions_csv
 
-    images = sorted(demo_folder().rglob("*.png"))[::8]  # about 100 images, all 10 classes
-    bundle = _zip({f"val/{p.parent.name}/{p.name}": p.read_bytes() for p in images})
     other = keras.saving.load_model(DEMO_MODEL, compile=False)
     rng = np.random.default_rng(0)
     other.set_weights([w + 0.05 * rng.standard_normal(w.shape).astype(w.dtype) for w in other.get_weights()])
     other.save(tmp_path / "noisy.keras")
 
-    at = open_app()
-    at.file_uploader(key="model_upload").upload("digits.keras", DEMO_MODEL.read_bytes(), "application/octet-stream")
-    at.radio(key="images_source").set_value("Upload a .zip")
-    at.run()
-    at.file_uploader(key="images_zip").upload("val.zip", bundle, "application/zip")
+    at, images = _evaluate_with_uploads()
     at.radio(key="class_order").set_value("natural")
     at.toggle(key="two_models").set_value(True)
     at.run()
