@@ -37,9 +37,9 @@ demo_progress = st.container()  # drawn last (below): the rest of the page is fr
 
 
 
-def chosen_model(key_prefix: str = ""):
+def chosen_model(second: bool = False):
     """The model chosen in this chooser, read by the worker and described; None until then."""
-    path = sources.choose_model(key_prefix)
+    path = sources.choose_model(second)
     if path is None:
         return None
     with errors_shown():
@@ -64,7 +64,7 @@ two_models = st.toggle(
     "opens with the two runs: which images each gets wrong, class by class.",
 )
 if two_models:
-    second_model = chosen_model("second_")
+    second_model = chosen_model(second=True)
 
 st.header("2. Images")
 folder = None

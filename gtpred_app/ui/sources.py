@@ -62,20 +62,21 @@ def has_data_root() -> bool:
 
 
 # ----- the model ---------------------------------------------------------------------------------
-def choose_model(key_prefix: str = "") -> Path | None:
+def choose_model(second: bool = False) -> Path | None:
     """Upload a model file / SavedModel zip, or pick a model under the data root.
 
-    ``key_prefix`` tells a second chooser on the same page apart (its widgets' keys).
+    ``second``: the chooser of a second model on the same page (its own widgets and labels).
     """
+    key_prefix, which = ("second_", "second model") if second else ("", "model")
     source = st.radio(
-        "Where is the model?",
+        f"Where is the {which}?",
         ["Upload a file", "On the server"],
         horizontal=True,
         key=f"{key_prefix}model_source",
     )
     if source == "Upload a file":
         uploaded = st.file_uploader(
-            "Model file: .keras or .h5, or a .zip of a TF SavedModel folder",
+            f"{which.capitalize()} file: .keras or .h5, or a .zip of a TF SavedModel folder",
             type=["keras", "h5", "hdf5", "zip"],
             key=f"{key_prefix}model_upload",
         )
@@ -92,7 +93,7 @@ def choose_model(key_prefix: str = "") -> Path | None:
     if not models:
         st.info("No .keras, .h5 or SavedModel was found in the server's shared folder.")
         return None
-    choice = st.selectbox("Model under the data root", models, index=None, key=f"{key_prefix}model_server", placeholder="Choose a model")
+    choice = st.selectbox(f"{which.capitalize()} under the data root", models, index=None, key=f"{key_prefix}model_server", placeholder="Choose a model")
     if choice is None:
         return None
     with errors_shown():

@@ -65,7 +65,19 @@ def data_root(tmp_path_factory) -> Path:
             shutil.copy(image, target)
     (root / "models").mkdir()
     shutil.copy(DEMO_MODEL, root / "models" / DEMO_MODEL.name)
+    _noisy_copy(DEMO_MODEL, root / "models" / "digits_noisy.keras")
     return root
+
+
+def _noisy_copy(model: Path, target: Path) -> None:
+    """Another model of the same shape: the demo CNN with seeded noise on its weights."""
+    import keras
+    import numpy as np
+
+    net = keras.saving.load_model(model, compile=False)
+    rng = np.random.default_rng(0)
+    net.set_weights([w + 0.05 * rng.standard_normal(w.shape).astype(w.dtype) for w in net.get_weights()])
+    net.save(target)
 
 
 def _start_server(port: int, log_name: str, **env: str) -> subprocess.Popen:
@@ -231,6 +243,31 @@ def test_cancel_stops_a_run_and_shows_the_part_done(server, page):
     done, total = map(int, re.search(r"after (\d+) of (\d+) images", warning.inner_text()).groups())
     assert 0 < done < total == 3188
     page.screenshot(path=ARTIFACTS / "browser-cancelled.png")
+
+
+def test_two_models_chosen_on_the_server_run_together_and_open_on_compare(server, page):
+    page.goto(server)
+    page.get_by_text("On the server", exact=True).click()
+    _pick(page, "Model under the data root", "models/digits_cnn.keras")
+    page.get_by_text("Compare with a second model on the same images").click()
+    second = page.locator('[data-testid="stRadio"]').filter(has_text="Where is the second model?")
+    second.get_by_text("On the server", exact=True).click()
+    _pick(page, "Second model under the data root", "models/digits_noisy.keras")
+    _pick(page, "Open a sub-folder", "digits")
+    page.get_by_text("797 images in 10 classes").wait_for()
+    page.get_by_text("Natural order (Class_2 before Class_10)").click()
+    _idle(page)
+    page.screenshot(path=ARTIFACTS / "browser-two-models-form.png")
+    page.get_by_role("button", name="Run both and compare").click()
+    try:
+        page.get_by_role("heading", name="Compare two runs").wait_for(timeout=120_000)
+        page.get_by_text("Both runs evaluated the same 797 images.").wait_for()
+    finally:
+        page.screenshot(path=ARTIFACTS / "browser-two-models-compare.png")
+    assert re.search(r"[?&]a=\d+", page.url) and re.search(r"[?&]b=\d+", page.url)
+    page.get_by_text("Run B is less accurate than run A").wait_for()  # the noisy copy, as B
+    chosen = page.locator('[data-testid="stSelectbox"]').filter(has_text="Run B (after)")
+    assert "digits_noisy.keras" in chosen.inner_text() + (chosen.get_by_role("combobox").input_value() or "")
 
 
 def _pick(page, label: str, option: str) -> None:
