@@ -72,7 +72,11 @@ def _linked(param: str) -> int | None:
 linked_a, linked_b = _linked(links.RUN_A), _linked(links.RUN_B)
 ids = list(labels)
 if len(ids) < 2:
-    st.info("Comparing needs two stored runs: evaluate a model twice (say before and after a change), or open the History.")
+    st.info(
+        "Comparing needs two stored runs: on Evaluate, turn on “Compare with a second model on the "
+        "same images” to evaluate two models in one pass, or evaluate a model twice (say before and "
+        "after a change)."
+    )
     st.page_link(links.screen("evaluate"), label="Go to Evaluate", icon=":material/play_arrow:")
     st.stop()
 pick_a, pick_b = st.columns(2)
