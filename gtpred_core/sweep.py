@@ -180,7 +180,8 @@ def _evaluate_together(
     for index, evaluation in prepared.items():
         size = evaluation.request.image_size or evaluation.model.input_size
         shared = None not in size  # a model taking any size is refused alone, not with the others
-        passes.setdefault((size, evaluation.model.channels) if shared else index, []).append(index)
+        key = (size, evaluation.model.channels, evaluation.with_features)
+        passes.setdefault(key if shared else index, []).append(index)
     runs: dict[int, Run] = {}
     for indices in passes.values():
         evaluations = [prepared[index] for index in indices]
@@ -200,6 +201,7 @@ def _evaluate_together(
                 progress=report if progress is not None else None,
                 cancel=cancel,
                 on_batch=[evaluation.on_batch for evaluation in evaluations],
+                with_features=evaluations[0].with_features,
             )
         except Exception as err:  # noqa: BLE001 - the other passes still run; raised at the end
             for evaluation in evaluations:

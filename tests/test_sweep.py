@@ -178,3 +178,14 @@ def test_a_model_that_cannot_be_loaded_stops_the_ones_after_it_not_those_before(
         )  # fmt: skip
     assert "broken.keras" in str(caught.value)
     assert progress == {0: 300}  # the one before it was evaluated to the end; the one after never started
+
+
+def test_requests_with_embeddings_together_keep_each_models_penultimate_map(softmax_model, logits_model, digits_dir):
+    from gtpred_core import EvaluationRequest
+    from gtpred_core.sweep import evaluate_requests
+
+    requests = [EvaluationRequest(model, digits_dir, class_order="natural", embeddings=True) for model in (softmax_model, logits_model)]
+    for request, run in zip(requests, evaluate_requests(requests)):
+        alone = evaluate_folder(request.model, digits_dir, class_order="natural", embeddings=True)
+        assert run.embedding_method == alone.embedding_method == "t-SNE of penultimate features"
+        np.testing.assert_array_equal(run.embedding, alone.embedding)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Mapping
 
 import streamlit as st
 
+from gtpred_core import RunStatus
+
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
@@ -82,7 +84,9 @@ def collect_finished() -> bool:
     saved = job.sink
     if saved is not None and saved.run_id is not None and saved.error is None:
         state.open_run(saved.run_id)
-        if saved.compared_id is not None:  # two models ran together: open them side by side
+        if saved.compared_id is not None and job.run.info.status == RunStatus.COMPLETE:
+            # two models ran together: open them side by side (a cancelled pair opens on Results,
+            # whose warning says how far it got)
             st.session_state["compare_pair"] = (saved.run_id, saved.compared_id)
     else:
         state.keep_unsaved_run(job.run, saved.error if saved is not None else None)
