@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import streamlit as st
 
-from gtpred_core import RunStatus
+from gtpred_core.run import RunStatus
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
