@@ -333,13 +333,13 @@ def start_evaluation(
 
     def evaluate(worker, progress, cancel) -> Run:  # in the pool's lane thread
         if len(requests) == 1:
-            result = worker.evaluate(requests[0], progress=progress, cancel=cancel)
+            results = (worker.evaluate(requests[0], progress=progress, cancel=cancel),)
         else:
-            result, compared = worker.evaluate_together(requests, progress=progress, cancel=cancel)
-            saved.compared_id = compared.run_id
-            saved.error = compared.store_error
-        saved.run_id, saved.error = result.run_id, result.store_error or saved.error
-        return result.run
+            results = worker.evaluate_together(requests, progress=progress, cancel=cancel)
+        saved.run_id = results[0].run_id
+        saved.compared_id = results[1].run_id if len(results) > 1 else None
+        saved.error = next((result.store_error for result in results if result.store_error is not None), None)
+        return results[0].run
 
     job = submit_job(worker_pool(), session_key(), label, len(folder.files), evaluate, origin=origin)
     job.sink = saved
