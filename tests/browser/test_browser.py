@@ -270,6 +270,34 @@ def test_two_models_chosen_on_the_server_run_together_and_open_on_compare(server
     assert "digits_noisy.keras" in chosen.inner_text() + (chosen.get_by_role("combobox").input_value() or "")
 
 
+def test_a_cancelled_pair_opens_on_results_with_the_part_done(server, page):
+    page.goto(server)
+    page.get_by_text("On the server", exact=True).click()
+    _pick(page, "Model under the data root", "models/digits_cnn.keras")
+    page.get_by_text("Compare with a second model on the same images").click()
+    second = page.locator('[data-testid="stRadio"]').filter(has_text="Where is the second model?")
+    second.get_by_text("On the server", exact=True).click()
+    _pick(page, "Second model under the data root", "models/digits_noisy.keras")
+    _pick(page, "Open a sub-folder", "digits-x4")
+    page.get_by_text("3,188 images in 10 classes").wait_for()
+    batch = page.get_by_label("Batch size")
+    batch.fill("1")
+    batch.press("Enter")
+    _idle(page)
+    page.get_by_role("button", name="Run both and compare").click()
+    page.get_by_text("images/s").wait_for()
+    page.get_by_role("button", name="Cancel").click()
+    try:
+        page.get_by_role("heading", name="Results").wait_for()
+        warning = page.get_by_text("The run was cancelled after")
+        warning.wait_for()
+    finally:
+        page.screenshot(path=ARTIFACTS / "browser-two-models-cancelled.png")
+    done, total = map(int, re.search(r"after (\d+) of (\d+) images", warning.inner_text()).groups())
+    assert 0 < done < total == 3188
+    assert "/results?" in page.url
+
+
 def _pick(page, label: str, option: str) -> None:
     """Choose ``option`` in the Streamlit selectbox labelled ``label``, as a person does: open the
     list once the page has settled, click the option; if a rerun redrew the list under the pointer
