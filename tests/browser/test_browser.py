@@ -245,7 +245,9 @@ def test_cancel_stops_a_run_and_shows_the_part_done(server, page):
     page.screenshot(path=ARTIFACTS / "browser-cancelled.png")
 
 
-def test_two_models_chosen_on_the_server_run_together_and_open_on_compare(server, page):
+def _choose_two_server_models(page, server: str) -> None:
+    """On Evaluate, pick the demo CNN and its noisy copy under the data root, as a person does:
+    the first model, the "second model" switch, then the second model."""
     page.goto(server)
     page.get_by_text("On the server", exact=True).click()
     _pick(page, "Model under the data root", "models/digits_cnn.keras")
@@ -253,6 +255,10 @@ def test_two_models_chosen_on_the_server_run_together_and_open_on_compare(server
     second = page.locator('[data-testid="stRadio"]').filter(has_text="Where is the second model?")
     second.get_by_text("On the server", exact=True).click()
     _pick(page, "Second model under the data root", "models/digits_noisy.keras")
+
+
+def test_two_models_chosen_on_the_server_run_together_and_open_on_compare(server, page):
+    _choose_two_server_models(page, server)
     _pick(page, "Open a sub-folder", "digits")
     page.get_by_text("797 images in 10 classes").wait_for()
     page.get_by_text("Natural order (Class_2 before Class_10)").click()
@@ -271,13 +277,7 @@ def test_two_models_chosen_on_the_server_run_together_and_open_on_compare(server
 
 
 def test_a_cancelled_pair_opens_on_results_with_the_part_done(server, page):
-    page.goto(server)
-    page.get_by_text("On the server", exact=True).click()
-    _pick(page, "Model under the data root", "models/digits_cnn.keras")
-    page.get_by_text("Compare with a second model on the same images").click()
-    second = page.locator('[data-testid="stRadio"]').filter(has_text="Where is the second model?")
-    second.get_by_text("On the server", exact=True).click()
-    _pick(page, "Second model under the data root", "models/digits_noisy.keras")
+    _choose_two_server_models(page, server)
     _pick(page, "Open a sub-folder", "digits-x4")
     page.get_by_text("3,188 images in 10 classes").wait_for()
     batch = page.get_by_label("Batch size")
