@@ -23,6 +23,13 @@ st.title("Results")
 st.markdown(panels.run_caption(run))
 panels.stored_status(run_id, "results")
 panels.run_warnings(run)
+pair = st.session_state.get("cancelled_pair")
+if pair is not None and pair[0] == run_id:
+    st.info(
+        f"The second model, evaluated in the same pass, stopped at the same image: its run is "
+        f"#{pair[1]} in the History.",
+        icon=":material/compare_arrows:",
+    )
 
 if run.suggested_class_order:
     if st.button(

@@ -85,9 +85,11 @@ def collect_finished() -> bool:
     if saved is not None and saved.run_id is not None and saved.error is None:
         state.open_run(saved.run_id)
         if saved.compared_id is not None and job.run.info.status == RunStatus.COMPLETE:
-            # two models ran together: open them side by side (a cancelled pair opens on Results,
-            # whose warning says how far it got)
-            st.session_state["compare_pair"] = (saved.run_id, saved.compared_id)
+            st.session_state["compare_pair"] = (saved.run_id, saved.compared_id)  # Compare opens both
+        elif saved.compared_id is not None:
+            # A cancelled pair opens on the first model's Results (Compare wants complete runs);
+            # Results says where the second model's run is.
+            st.session_state["cancelled_pair"] = (saved.run_id, saved.compared_id)
     else:
         state.keep_unsaved_run(job.run, saved.error if saved is not None else None)
     st.session_state["last_run_seconds"] = round(job.seconds or 0.0, 2)

@@ -296,6 +296,7 @@ def test_a_cancelled_pair_opens_on_results_with_the_part_done(server, page):
     done, total = map(int, re.search(r"after (\d+) of (\d+) images", warning.inner_text()).groups())
     assert 0 < done < total == 3188
     assert "/results?" in page.url
+    page.get_by_text("The second model, evaluated in the same pass, stopped at the same image").wait_for()
 
 
 def _pick(page, label: str, option: str) -> None:
