@@ -9,6 +9,10 @@ Not a test: it prints a table and PASS/MISS lines for the targets of the through
 * gtpred >= 1.5x the naive loop (PIL loading + ``model.predict`` per batch),
 * gtpred >= 1.2x ``image_dataset_from_directory(shuffle=False)`` + ``model.predict``,
 
+and, as information (``pipeline-limit``), the same ceiling with gtpred's own pipeline in place of
+the bare decode: the read guard, the decompression-bomb header check and carried indices
+included, so the gap between the two ceilings is what the safety checks cost.
+
 on one folder of JPEGs at 224x224 (written once into ``--cache-dir``, from a seed) with two
 models: ``MobileNetV3Small(weights=None)`` at 224x224 (model-bound) and gtpred's tiny digits
 CNN, which resizes the same files to 32x32 (decode-bound).
@@ -56,13 +60,14 @@ IMAGE_SIDE = 224
 N_CLASSES = 10
 SEED = 0
 WARM_PER_CLASS = 4
-METHODS = ("gtpred", "naive", "keras", "forward-limit", "decode-limit", "forward-2")
+METHODS = ("gtpred", "naive", "keras", "forward-limit", "decode-limit", "pipeline-limit", "forward-2")
 LABELS = {
     "gtpred": "gtpred evaluate_folder",
     "naive": "naive: PIL + predict per batch",
     "keras": "keras: image_dataset_from_directory + predict",
     "forward-limit": "limit: forward pass alone (in memory)",
     "decode-limit": "limit: read + decode + resize alone",
+    "pipeline-limit": "info: gtpred's pipeline alone, no model",
     "forward-2": "info: forward alone, 2 batches at once",
 }
 MODELS = ("mobilenetv3small", "digits-cnn")
@@ -330,12 +335,32 @@ def setup_decode_limit(model_file: Path, folder: Path, warm: Path, naive_every: 
     return lambda: drain(folder)
 
 
+def setup_pipeline_limit(model_file: Path, folder: Path, warm: Path, naive_every: int) -> Callable[[], int]:
+    """gtpred's own pipeline drained, no model: the read guard (a stat of every file), then read +
+    decompression-bomb header check + decode + resize, indices carried, bad files dropped. What
+    the safety checks cost on top of ``decode-limit``, and what is left to the forward loop."""
+    from gtpred_core import index_image_folder, load_model
+    from gtpred_core.inference import _refusals, build_dataset
+
+    model = load_model(model_file)
+    size = (int(model.input_size[0]), int(model.input_size[1]))
+
+    def drain(path: Path) -> int:
+        paths = index_image_folder(path).absolute_paths()
+        _refusals(paths)
+        return sum(int(indices.shape[0]) for indices, _, _ in build_dataset(paths, size, model.channels, BATCH_SIZE))
+
+    drain(warm)
+    return lambda: drain(folder)
+
+
 SETUPS: dict[str, Callable[..., Callable[[], int]]] = {
     "gtpred": setup_gtpred,
     "naive": setup_naive,
     "keras": setup_keras,
     "forward-limit": setup_forward_limit,
     "decode-limit": setup_decode_limit,
+    "pipeline-limit": setup_pipeline_limit,
     "forward-2": setup_forward_two_at_once,
 }
 
@@ -454,6 +479,15 @@ def report(model: str, rounds: dict[str, list[dict]], fresh: dict[str, dict], ar
         # processes share the cores, where images/s does.
         work = (cpu_ms["forward-limit"] + cpu_ms["decode-limit"]) / cpu_ms["gtpred"]
         print(f"info  work rate (CPU of decode alone + model alone, over gtpred's): {work:.2f}x")
+    if {"forward-limit", "pipeline-limit"} <= set(cpu_ms):
+        from gtpred_core.inference import usable_cpus
+
+        # The same ceiling with gtpred's checks in it (the read guard, the header check, carried
+        # indices): what the safety costs is the gap between the two; what is left, the forward loop's.
+        checked = 1000 / (cpu_ms["forward-limit"] + cpu_ms["pipeline-limit"]) * usable_cpus()
+        checks_cost = f" (checks {cpu_ms['pipeline-limit'] - cpu_ms['decode-limit']:+.3f} ms/img over decode alone)" if "decode-limit" in cpu_ms else ""
+        print(f"info  ceiling with gtpred's checks (its pipeline alone + model alone{checks_cost}): {checked:.0f} img/s; "
+              f"gtpred {ours / checked:.2f}x of it")  # fmt: skip
     if "gtpred" in fresh:
         print(f"gtpred peak RSS: {fresh['gtpred']['peak_mb']:.0f} MB (fresh process: import, load, warm-up, one pass)")
     return ok
