@@ -234,15 +234,21 @@ def test_cancel_stops_a_run_and_shows_the_part_done(server, page):
     assert stale.count() == 0, stale.all_inner_texts()[:5]
     page.get_by_role("button", name="Cancel").click()
     page.screenshot(path=ARTIFACTS / "browser-progress.png")
+    done, total = _part_done_after_cancel(page, "browser-cancelled.png")
+    assert 0 < done < total == 3188
+
+
+def _part_done_after_cancel(page, screenshot: str) -> tuple[int, int]:
+    """After Cancel: wait for Results and its warning, take ``screenshot``, and return the
+    (done, total) images the warning names."""
     try:
         page.get_by_role("heading", name="Results").wait_for()
         warning = page.get_by_text("The run was cancelled after")
         warning.wait_for()
     finally:
-        page.screenshot(path=ARTIFACTS / "browser-cancelled.png")
+        page.screenshot(path=ARTIFACTS / screenshot)
     done, total = map(int, re.search(r"after (\d+) of (\d+) images", warning.inner_text()).groups())
-    assert 0 < done < total == 3188
-    page.screenshot(path=ARTIFACTS / "browser-cancelled.png")
+    return done, total
 
 
 def _choose_two_server_models(page, server: str) -> None:
@@ -287,13 +293,7 @@ def test_a_cancelled_pair_opens_on_results_with_the_part_done(server, page):
     page.get_by_role("button", name="Run both and compare").click()
     page.get_by_text("images/s").wait_for()
     page.get_by_role("button", name="Cancel").click()
-    try:
-        page.get_by_role("heading", name="Results").wait_for()
-        warning = page.get_by_text("The run was cancelled after")
-        warning.wait_for()
-    finally:
-        page.screenshot(path=ARTIFACTS / "browser-two-models-cancelled.png")
-    done, total = map(int, re.search(r"after (\d+) of (\d+) images", warning.inner_text()).groups())
+    done, total = _part_done_after_cancel(page, "browser-two-models-cancelled.png")
     assert 0 < done < total == 3188
     assert "/results?" in page.url
     page.get_by_text("The second model, evaluated in the same pass, stopped at the same image").wait_for()
